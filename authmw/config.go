@@ -1,0 +1,77 @@
+package authmw
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultKeyRefreshInterval = 12 * time.Hour
+	DefaultUnknownKeyInterval = 30 * time.Second
+	DefaultCacheSize          = 10000
+	DefaultPolicyFileInterval = 5 * time.Second
+)
+
+// Config configures a Middleware. The zero value of each field means its default.
+type Config struct {
+	// Policy says who may call. Required: Audiences and TenantID or Issuers.
+	Policy Policy
+	// PolicyFile, if set, is a JSON file in the shape of Easy Auth's authsettingsV2
+	// properties. It is read at start and watched: a valid change replaces the policy
+	// without restart, an invalid one is logged and ignored. Fields set in Policy
+	// override the file's.
+	PolicyFile string
+	// PolicyFileInterval is how often PolicyFile is checked; default DefaultPolicyFileInterval.
+	PolicyFileInterval time.Duration
+	// Algorithms are the accepted JWS algorithms; default ["RS256"]. Only RS256, RS384,
+	// RS512, PS256, PS384, PS512, ES256, ES384 and ES512 can be listed: never none or HMAC.
+	Algorithms []string
+	// HTTPClient fetches discovery documents and JWKS; default a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// KeyRefreshInterval is the periodic JWKS refresh; default DefaultKeyRefreshInterval (12 h).
+	KeyRefreshInterval time.Duration
+	// UnknownKeyInterval is the minimum time between JWKS refetches caused by tokens with
+	// an unknown kid; default DefaultUnknownKeyInterval (30 s).
+	UnknownKeyInterval time.Duration
+	// CacheSize bounds the verified-token cache (entries); default DefaultCacheSize.
+	// A negative value disables the cache.
+	CacheSize int
+	// Logger receives one audit record per decision and operational events. Default: no logging.
+	Logger *slog.Logger
+	// OnDecision, if set, is called once per decision (for metrics). It must be fast and
+	// must not retain the Decision's maps.
+	OnDecision func(Decision)
+	// Realm is the realm of WWW-Authenticate challenges; default the request's Host.
+	Realm string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Outcome is the result of one authorization decision.
+type Outcome string
+
+// Outcomes recorded in Decision.Outcome.
+const (
+	OutcomeAllowed   Outcome = "allowed"
+	OutcomeDenied    Outcome = "denied"
+	OutcomeAnonymous Outcome = "anonymous" // no token, AllowAnonymous
+	OutcomeExcluded  Outcome = "excluded"  // path in ExcludedPaths
+)
+
+// Decision describes one request's authorization decision, as audited. It never holds the token.
+type Decision struct {
+	Outcome  Outcome
+	Status   int    // HTTP status sent, or 0 when the request was passed on
+	Reason   Reason // empty when allowed
+	AppID    string
+	ObjectID string
+	TenantID string
+	KeyID    string
+	ClientIP string
+	Method   string
+	Path     string
+	Cached   bool // the token was found in the verified-token cache
+	Duration time.Duration
+}

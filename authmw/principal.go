@@ -1,0 +1,39 @@
+package authmw
+
+import (
+	"context"
+	"time"
+)
+
+// Principal is the authenticated caller, read from a verified token.
+type Principal struct {
+	AppID     string    // client application: appid (v1) or azp (v2)
+	ObjectID  string    // oid: the caller's service principal / managed identity object ID
+	TenantID  string    // tid
+	Subject   string    // sub
+	Issuer    string    // iss
+	Audience  []string  // aud
+	Roles     []string  // roles (app roles)
+	Groups    []string  // groups
+	AppOnly   bool      // idtyp=app, or oid == sub when idtyp is absent
+	KeyID     string    // kid of the key that signed the token
+	Version   string    // ver: "1.0" or "2.0" for Entra tokens
+	ExpiresAt time.Time // exp
+	// Metadata holds values copied from claims by Policy.ClaimMappings.
+	Metadata map[string]string
+	// Claims holds every claim of the token, as decoded JSON. Treat it as read-only.
+	Claims map[string]any
+}
+
+type ctxKey struct{}
+
+// WithPrincipal returns a copy of ctx carrying p.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// PrincipalFrom returns the Principal that the middleware put on ctx, if any.
+func PrincipalFrom(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(ctxKey{}).(*Principal)
+	return p, ok && p != nil
+}

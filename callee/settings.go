@@ -1,0 +1,16 @@
+// Package callee is the HTTP-triggered, anonymous-level Azure Functions custom handler
+// protected by authmw. Its executable is callee/functionapp.
+package callee
+
+// App settings the callee reads besides the AUTHMW_* settings of package authmw
+// (authmw.EnvVars). A test in deploy/ checks that no template drifts from these lists.
+const (
+	// EnvLogLevel sets the log level: debug, info (default), warn or error.
+	EnvLogLevel = "CALLEE_LOG_LEVEL"
+)
+
+// Settings lists the callee's own app settings; the AUTHMW_* ones are in authmw.EnvVars.
+var Settings = []string{EnvLogLevel}
+
+// RequiredSettings lists the app settings a deployment must set for the callee.
+var RequiredSettings = []string{"AUTHMW_AUDIENCES"}
