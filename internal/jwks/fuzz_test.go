@@ -1,0 +1,98 @@
+package jwks
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// FuzzVerifySignature feeds arbitrary strings to VerifySignature: it must
+// never panic, always return one of the sentinel errors, and accept nothing
+// but the genuinely signed header and payload.
+func FuzzVerifySignature(f *testing.F) {
+	ks, signed := fuzzSetup(f)
+	sentinels := []error{ErrMalformed, ErrUnsupportedAlg, ErrNotReady, ErrUnknownKey, ErrInvalidSignature}
+	f.Fuzz(func(t *testing.T, in string) {
+		payload, err := ks.VerifySignature(context.Background(), in)
+		checkFuzzResult(t, in, payload, err, signed, sentinels)
+	})
+}
+
+// FuzzVerifyCompact does the same for the lean path, and checks it against
+// go-jose: whatever VerifyCompact accepts, VerifySignature accepts with the
+// same payload.
+func FuzzVerifyCompact(f *testing.F) {
+	ks, signed := fuzzSetup(f)
+	sentinels := []error{ErrMalformed, ErrUnsupportedAlg, ErrNotReady, ErrUnknownKey, ErrInvalidSignature}
+	f.Fuzz(func(t *testing.T, in string) {
+		payload, _, err := ks.VerifyCompact(context.Background(), in)
+		checkFuzzResult(t, in, payload, err, signed, sentinels)
+		if err == nil {
+			ref, rerr := ks.VerifySignature(context.Background(), in)
+			if rerr != nil || string(ref) != string(payload) {
+				t.Fatalf("VerifyCompact accepted what go-jose rejects (%v): %q", rerr, in)
+			}
+		}
+	})
+}
+
+func checkFuzzResult(t *testing.T, in string, payload []byte, err error, signed map[string]bool, sentinels []error) {
+	t.Helper()
+	if err != nil {
+		if payload != nil {
+			t.Fatal("payload returned with an error")
+		}
+		for _, s := range sentinels {
+			if errors.Is(err, s) {
+				return
+			}
+		}
+		t.Fatalf("error wraps no sentinel: %v", err)
+	}
+	i := strings.LastIndexByte(in, '.')
+	if i < 0 || !signed[in[:i]] {
+		t.Fatalf("accepted a token whose header and payload were never signed: %q", in)
+	}
+}
+
+// fuzzSetup starts a loaded key set and seeds the corpus; it returns the
+// signing inputs that a published key really signed.
+func fuzzSetup(f *testing.F) (*KeySet, map[string]bool) {
+	keys := keysOnce()
+	srv := newJWKSServer(f, jwksJSON(f, pubJWK(f, keys.k1, "k1", nil), pubJWK(f, keys.ec256, "e1", nil)))
+	clock := newFakeClock() // never advanced: at most one unknown-kid refetch
+	ks := newTestKeySet(f, srv, Options{Now: clock.Now, Algorithms: []string{"RS256", "ES256"}, UnknownKIDInterval: time.Hour})
+
+	valid := token(f, keys.k1, "k1")
+	validNoKID := craft(f, map[string]any{"alg": "RS256"}, `{"sub":"x"}`, rs256(keys.k1))
+	// Signing inputs that were really signed by a published key.
+	validES := signJOSE(f, jose.ES256, keys.ec256, "e1", `{"sub":"ec"}`)
+	signed := map[string]bool{}
+	for _, tok := range []string{valid, validNoKID, validES} {
+		signed[tok[:strings.LastIndexByte(tok, '.')]] = true
+	}
+	parts := strings.Split(valid, ".")
+
+	f.Add(valid)
+	f.Add(validNoKID)
+	f.Add(validES)
+	f.Add("")
+	f.Add(".")
+	f.Add("..")
+	f.Add("a.b.c")
+	f.Add("a.b.c.d.e")
+	f.Add(parts[0] + "." + parts[1] + ".")
+	f.Add(parts[0] + ".e30." + parts[2])
+	f.Add(craft(f, map[string]any{"alg": "none", "kid": "k1"}, `{}`, nil))
+	f.Add(craft(f, map[string]any{"alg": "HS256", "kid": "k1"}, `{}`, hs256([]byte("k"))))
+	f.Add(craft(f, map[string]any{"alg": "ES256", "kid": "k1"}, `{}`, nil))
+	f.Add(craft(f, map[string]any{"alg": "RS256", "kid": "k1", "crit": []string{"b64"}, "b64": false}, `{}`, nil))
+	f.Add(`{"payload":"e30","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`)
+	f.Add(strings.Repeat("A", 5000) + "." + parts[1] + "." + parts[2])
+
+	return ks, signed
+}
