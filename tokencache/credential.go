@@ -1,0 +1,135 @@
+package tokencache
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// CredentialKind selects the credential [NewCredential] builds.
+type CredentialKind string
+
+const (
+	// ManagedIdentity is the production credential: azidentity's
+	// ManagedIdentityCredential (system-assigned, or user-assigned by client ID).
+	ManagedIdentity CredentialKind = "managedidentity"
+	// DevChain is the local-development credential: an explicit chain of
+	// managed identity, workload identity and Azure CLI.
+	DevChain CredentialKind = "dev"
+)
+
+// credentialHTTPTimeout bounds each HTTP request a credential built here sends.
+const credentialHTTPTimeout = 30 * time.Second
+
+// NewManagedIdentityCredential returns azidentity's ManagedIdentityCredential.
+// clientID "" selects the system-assigned identity; otherwise the user-assigned
+// identity with that client ID (callers pass os.Getenv("AZURE_CLIENT_ID")).
+// Its HTTP client has a 30 s timeout; the identity endpoint comes from the
+// environment (IDENTITY_ENDPOINT and IDENTITY_HEADER on App Service and
+// Functions, IMDS on virtual machines).
+func NewManagedIdentityCredential(clientID string) (azcore.TokenCredential, error) {
+	return newManagedIdentityCredential(clientID, nil)
+}
+
+// newManagedIdentityCredential is NewManagedIdentityCredential with optional
+// retry settings (tests disable azcore's retries to stay fast).
+func newManagedIdentityCredential(clientID string, retry *azcore.ClientOptions) (azcore.TokenCredential, error) {
+	o := &azidentity.ManagedIdentityCredentialOptions{}
+	if retry != nil {
+		o.ClientOptions = *retry
+	}
+	if o.Transport == nil {
+		o.Transport = &http.Client{Timeout: credentialHTTPTimeout}
+	}
+	if clientID != "" {
+		o.ID = azidentity.ClientID(clientID)
+	}
+	cred, err := azidentity.NewManagedIdentityCredential(o)
+	if err != nil {
+		which := "system-assigned"
+		if clientID != "" {
+			which = fmt.Sprintf("user-assigned (AZURE_CLIENT_ID %q)", clientID)
+		}
+		return nil, fmt.Errorf("tokencache: creating %s managed identity credential: %w", which, err)
+	}
+	return cred, nil
+}
+
+// NewCredential builds the credential for kind. [ManagedIdentity] is
+// [NewManagedIdentityCredential]. [DevChain] is an explicit
+// azidentity.ChainedTokenCredential (never DefaultAzureCredential) of, in
+// order: managed identity, only when the environment names a managed-identity
+// endpoint (IDENTITY_ENDPOINT+IDENTITY_HEADER or MSI_ENDPOINT, e.g. the local
+// identity platform; on a workstation the IMDS fallback would only time out);
+// workload identity, when AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (and
+// a client ID) are set; and the Azure CLI. Links that cannot be constructed are
+// skipped. clientID selects a user-assigned identity / the workload identity's
+// app ("" = system-assigned / AZURE_CLIENT_ID). An unknown kind yields an
+// error wrapping [ErrUnknownCredentialKind] that names the value.
+func NewCredential(kind CredentialKind, clientID string) (azcore.TokenCredential, error) {
+	switch kind {
+	case ManagedIdentity:
+		return NewManagedIdentityCredential(clientID)
+	case DevChain:
+		links, _, err := devChainLinks(clientID)
+		if err != nil {
+			return nil, err
+		}
+		return azidentity.NewChainedTokenCredential(links, nil)
+	default:
+		return nil, fmt.Errorf("%w %q: want %q or %q", ErrUnknownCredentialKind, string(kind), ManagedIdentity, DevChain)
+	}
+}
+
+// ParseCredentialKind converts a configuration value into a CredentialKind,
+// naming the value when it is unknown. "" is an error too: production must
+// choose explicitly.
+func ParseCredentialKind(s string) (CredentialKind, error) {
+	switch k := CredentialKind(s); k {
+	case ManagedIdentity, DevChain:
+		return k, nil
+	default:
+		return "", fmt.Errorf("%w %q: want %q or %q", ErrUnknownCredentialKind, s, ManagedIdentity, DevChain)
+	}
+}
+
+// devChainLinks builds the development chain, returning the links, their
+// names (for tests and diagnostics) and an error when none could be built.
+func devChainLinks(clientID string) ([]azcore.TokenCredential, []string, error) {
+	var (
+		links   []azcore.TokenCredential
+		names   []string
+		skipped []error
+	)
+	hasMI := (os.Getenv("IDENTITY_ENDPOINT") != "" && os.Getenv("IDENTITY_HEADER") != "") || os.Getenv("MSI_ENDPOINT") != ""
+	if hasMI {
+		if mi, err := NewManagedIdentityCredential(clientID); err == nil {
+			links, names = append(links, mi), append(names, "ManagedIdentityCredential")
+		} else {
+			skipped = append(skipped, err)
+		}
+	} else {
+		skipped = append(skipped, errors.New("managed identity skipped: neither IDENTITY_ENDPOINT+IDENTITY_HEADER nor MSI_ENDPOINT is set"))
+	}
+	wo := &azidentity.WorkloadIdentityCredentialOptions{ClientID: clientID}
+	wo.Transport = &http.Client{Timeout: credentialHTTPTimeout}
+	if wi, err := azidentity.NewWorkloadIdentityCredential(wo); err == nil {
+		links, names = append(links, wi), append(names, "WorkloadIdentityCredential")
+	} else {
+		skipped = append(skipped, fmt.Errorf("workload identity skipped: %w", err))
+	}
+	if cli, err := azidentity.NewAzureCLICredential(nil); err == nil {
+		links, names = append(links, cli), append(names, "AzureCLICredential")
+	} else {
+		skipped = append(skipped, fmt.Errorf("azure cli skipped: %w", err))
+	}
+	if len(links) == 0 {
+		return nil, nil, fmt.Errorf("%w for kind %q: %w", ErrNoCredentialAvailable, DevChain, errors.Join(skipped...))
+	}
+	return links, names, nil
+}

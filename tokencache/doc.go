@@ -1,0 +1,30 @@
+// Package tokencache obtains and caches OAuth access tokens from any
+// [azcore.TokenCredential] (normally a managed identity) so that callers never
+// stampede the identity endpoint, never wait for the network while a valid token
+// exists, and keep working through identity-endpoint outages for as long as the
+// cached token is valid.
+//
+// A [Cache] wraps a credential and is itself an [azcore.TokenCredential], so it
+// can be handed unchanged to any Azure SDK client. It provides:
+//
+//   - single flight: N concurrent requests for a missing token cause exactly one
+//     credential call; each waiter honours its own context;
+//   - refresh ahead, off the hot path: a background refresh starts at the
+//     token's refresh point (the credential's RefreshOn when reported, else half
+//     the lifetime for tokens living longer than 2 hours, else 5 minutes before
+//     expiry; minus a small jitter);
+//   - a safety margin: a token expiring within [Options.SafetyMargin] is never
+//     handed out;
+//   - stale while erroring: failed refreshes are retried with exponential
+//     backoff and jitter (honouring Retry-After on 429/503) while the cached token
+//     keeps being served;
+//   - [Cache.Invalidate] for a resource's 401, rate-limited per entry;
+//   - [Cache.Transport], an [http.RoundTripper] that adds the bearer token;
+//   - [Cache.Stats] for metrics exporters and an optional [slog.Logger].
+//
+// Tokens never appear in logs or errors.
+//
+// [NewManagedIdentityCredential] and [NewCredential] build the credentials the
+// project uses: managed identity in Azure, an explicit development chain
+// (managed identity, workload identity, Azure CLI) for local runs.
+package tokencache

@@ -1,0 +1,128 @@
+package tokencache
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// Default values used when the corresponding [Options] field is zero.
+const (
+	// DefaultSafetyMargin is the default of Options.SafetyMargin.
+	DefaultSafetyMargin = 30 * time.Second
+	// DefaultTimeout is the default of Options.Timeout.
+	DefaultTimeout = 30 * time.Second
+	// DefaultInvalidateInterval is the default of Options.InvalidateInterval.
+	DefaultInvalidateInterval = 30 * time.Second
+	// DefaultInitialBackoff is the default of Options.InitialBackoff.
+	DefaultInitialBackoff = 2 * time.Second
+	// DefaultMaxBackoff is the default of Options.MaxBackoff.
+	DefaultMaxBackoff = 5 * time.Minute
+)
+
+// Refresh-point constants (see the package documentation).
+const (
+	// longLivedThreshold: tokens living longer than this refresh at half life.
+	longLivedThreshold = 2 * time.Hour
+	// shortLivedLead: tokens living at most longLivedThreshold refresh this long before expiry.
+	shortLivedLead = 5 * time.Minute
+	// refreshJitterFraction is the largest share of the refresh interval by which a
+	// refresh point is moved earlier.
+	refreshJitterFraction = 0.05
+	// maxRefreshJitter bounds the refresh jitter.
+	maxRefreshJitter = 5 * time.Minute
+)
+
+// Options configures a [Cache]. A nil *Options means all defaults. Zero fields
+// take their documented defaults; negative durations are rejected by [New].
+type Options struct {
+	// Now is the clock, per instance. Default: time.Now.
+	Now func() time.Time
+
+	// SafetyMargin: a token expiring within this duration is never handed out;
+	// callers wait for a fresh one instead. Default: 30s.
+	SafetyMargin time.Duration
+
+	// Timeout bounds one credential call (the fetch runs on the cache's own
+	// lifecycle context with this timeout) and how long a caller waits for a
+	// fetch. Default: 30s.
+	Timeout time.Duration
+
+	// InvalidateInterval is the minimum time between two forced refreshes of the
+	// same entry through [Cache.Invalidate]. Default: 30s.
+	InvalidateInterval time.Duration
+
+	// InitialBackoff is the delay before retrying a failed background refresh;
+	// it doubles after each consecutive failure up to MaxBackoff. Default: 2s.
+	InitialBackoff time.Duration
+
+	// MaxBackoff caps the exponential backoff between background refresh
+	// attempts (a server's Retry-After may still ask for longer). Default: 5m.
+	MaxBackoff time.Duration
+
+	// Rand returns a pseudo-random number in [0, 1); it is the jitter source for
+	// refresh points and backoff delays. A value of 0.5 yields the nominal
+	// backoff, 0 the nominal refresh point. It must be safe for concurrent
+	// use. Default: math/rand/v2.Float64.
+	Rand func() float64
+
+	// Logger receives refresh started/succeeded/failed records (scope, expiry,
+	// attempt; never the token). Default: nil, the cache stays quiet.
+	Logger *slog.Logger
+}
+
+// config is the validated, defaulted form of Options.
+type config struct {
+	now                func() time.Time
+	safetyMargin       time.Duration
+	timeout            time.Duration
+	invalidateInterval time.Duration
+	initialBackoff     time.Duration
+	maxBackoff         time.Duration
+	rand               func() float64
+	logger             *slog.Logger
+}
+
+// resolve fills defaults and reports every invalid setting, each naming the field.
+func (o *Options) resolve() (config, error) {
+	var in Options
+	if o != nil {
+		in = *o
+	}
+	cfg := config{
+		now:                in.Now,
+		safetyMargin:       in.SafetyMargin,
+		timeout:            in.Timeout,
+		invalidateInterval: in.InvalidateInterval,
+		initialBackoff:     in.InitialBackoff,
+		maxBackoff:         in.MaxBackoff,
+		rand:               in.Rand,
+		logger:             in.Logger,
+	}
+	var errs []error
+	dur := func(name string, v *time.Duration, def time.Duration) {
+		switch {
+		case *v < 0:
+			errs = append(errs, fmt.Errorf("tokencache: Options.%s must not be negative (got %v); use 0 for the default %v: %w", name, *v, def, ErrInvalidOptions))
+		case *v == 0:
+			*v = def
+		}
+	}
+	dur("SafetyMargin", &cfg.safetyMargin, DefaultSafetyMargin)
+	dur("Timeout", &cfg.timeout, DefaultTimeout)
+	dur("InvalidateInterval", &cfg.invalidateInterval, DefaultInvalidateInterval)
+	dur("InitialBackoff", &cfg.initialBackoff, DefaultInitialBackoff)
+	dur("MaxBackoff", &cfg.maxBackoff, DefaultMaxBackoff)
+	if in.MaxBackoff > 0 && in.InitialBackoff > in.MaxBackoff {
+		errs = append(errs, fmt.Errorf("tokencache: Options.InitialBackoff (%v) must not exceed Options.MaxBackoff (%v): %w", in.InitialBackoff, in.MaxBackoff, ErrInvalidOptions))
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	if cfg.rand == nil {
+		cfg.rand = rand.Float64
+	}
+	return cfg, errors.Join(errs...)
+}
