@@ -1,9 +1,14 @@
 package authmw
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Defaults for Config fields left zero.
@@ -74,4 +79,66 @@ type Decision struct {
 	Path     string
 	Cached   bool // the token was found in the verified-token cache
 	Duration time.Duration
+}
+
+// MaxTokenBytes is the largest bearer token accepted; larger ones are rejected as
+// malformed_token before any parsing. Entra access tokens are a few KiB.
+const MaxTokenBytes = 16 << 10
+
+// defaultHTTPTimeout bounds every discovery and JWKS request of the default client.
+const defaultHTTPTimeout = 10 * time.Second
+
+// supportedAlgorithms are the algorithms Config.Algorithms may list: asymmetric only.
+var supportedAlgorithms = map[string]jose.SignatureAlgorithm{
+	"RS256": jose.RS256, "RS384": jose.RS384, "RS512": jose.RS512,
+	"PS256": jose.PS256, "PS384": jose.PS384, "PS512": jose.PS512,
+	"ES256": jose.ES256, "ES384": jose.ES384, "ES512": jose.ES512,
+}
+
+// withDefaults validates c and fills its defaults, reporting every problem, each
+// naming its setting. It does not validate c.Policy (compilePolicy does).
+func (c Config) withDefaults() (Config, []jose.SignatureAlgorithm, []error) {
+	var errs []error
+	if len(c.Algorithms) == 0 {
+		c.Algorithms = []string{"RS256"}
+	}
+	algs := make([]jose.SignatureAlgorithm, 0, len(c.Algorithms))
+	for _, a := range c.Algorithms {
+		ja, ok := supportedAlgorithms[a]
+		if !ok {
+			errs = append(errs, fmt.Errorf("Config.Algorithms: %q is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or ES512; never none or HMAC)", a))
+			continue
+		}
+		algs = append(algs, ja)
+	}
+	if c.PolicyFileInterval < 0 {
+		errs = append(errs, fmt.Errorf("Config.PolicyFileInterval: must not be negative (got %s)", c.PolicyFileInterval))
+	} else if c.PolicyFileInterval == 0 {
+		c.PolicyFileInterval = DefaultPolicyFileInterval
+	}
+	if c.KeyRefreshInterval < 0 {
+		errs = append(errs, fmt.Errorf("Config.KeyRefreshInterval: must not be negative (got %s)", c.KeyRefreshInterval))
+	} else if c.KeyRefreshInterval == 0 {
+		c.KeyRefreshInterval = DefaultKeyRefreshInterval
+	}
+	if c.UnknownKeyInterval < 0 {
+		errs = append(errs, fmt.Errorf("Config.UnknownKeyInterval: must not be negative (got %s)", c.UnknownKeyInterval))
+	} else if c.UnknownKeyInterval == 0 {
+		c.UnknownKeyInterval = DefaultUnknownKeyInterval
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+	} else if c.HTTPClient.Timeout <= 0 {
+		errs = append(errs, errors.New("Config.HTTPClient: must have a Timeout (every discovery and JWKS request must be bounded)"))
+	}
+	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
+		errs = append(errs, errors.New("Config.Realm: must not contain quotes, backslashes or line breaks"))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, algs, errs
 }

@@ -98,3 +98,39 @@ func invalid(r Reason, detail string, cause error) *Error {
 func forbidden(r Reason, detail string) *Error {
 	return &Error{Kind: ErrForbidden, Reason: r, Detail: detail}
 }
+
+func notReady(detail string, cause error) *Error {
+	return &Error{Kind: ErrNotReady, Reason: ReasonKeysUnavailable, Detail: detail, Err: cause}
+}
+
+// errNoToken is the (shared, immutable) denial for a request without a token.
+var errNoToken = &Error{Kind: ErrNoToken, Reason: ReasonMissingToken}
+
+// ProblemTypeURI is the "type" of problem+json bodies that carry a reason code:
+// it points to the README's table of reason codes.
+const ProblemTypeURI = "https://github.com/f2fauth/f2fauth/blob/main/README.md#reason-codes"
+
+// genericDetail is the client-facing detail for each reason: fixed text, never
+// anything taken from the request or the token.
+var genericDetail = map[Reason]string{
+	ReasonMissingToken:          "The request has no bearer token in the Authorization header.",
+	ReasonMalformedHeader:       "The Authorization header is not a single \"Bearer <token>\" value.",
+	ReasonMalformedToken:        "The bearer token is not a well-formed signed JWT.",
+	ReasonUnsupportedAlg:        "The token is signed with an algorithm that is not accepted.",
+	ReasonUnknownKey:            "The token is signed with a key the issuer does not publish.",
+	ReasonInvalidSignature:      "The token signature is invalid.",
+	ReasonTokenExpired:          "The token has expired.",
+	ReasonTokenNotYetValid:      "The token is not valid yet.",
+	ReasonTokenTooOld:           "The token was issued too long ago.",
+	ReasonMissingClaim:          "The token lacks a required claim.",
+	ReasonIssuerMismatch:        "The token was issued by an issuer that is not trusted.",
+	ReasonAudienceMismatch:      "The token is not meant for this service (audience).",
+	ReasonApplicationNotAllowed: "The calling application is not allowed.",
+	ReasonIdentityNotAllowed:    "The calling identity is not allowed.",
+	ReasonTenantNotAllowed:      "The caller's tenant is not allowed.",
+	ReasonRoleMissing:           "The token lacks a required app role.",
+	ReasonAppOnlyRequired:       "Only app-only (application) tokens are accepted.",
+	ReasonClaimMismatch:         "A claim of the token does not match the policy.",
+	ReasonAnonymousForbidden:    "Anonymous requests are not allowed.",
+	ReasonKeysUnavailable:       "The issuer's signing keys are not available yet; retry later.",
+}

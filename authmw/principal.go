@@ -22,7 +22,17 @@ type Principal struct {
 	// Metadata holds values copied from claims by Policy.ClaimMappings.
 	Metadata map[string]string
 	// Claims holds every claim of the token, as decoded JSON. Treat it as read-only.
+	// To keep the verify path fast it is decoded only when the policy needs it
+	// (Policy.BoundClaims, Policy.ClaimMappings); otherwise
+	// it is nil and RawClaims has the same claims as JSON.
 	Claims map[string]any
+	// RawClaims is the verified JSON claim set (the token's payload, not the token:
+	// it carries no signature and cannot be replayed). Treat it as read-only.
+	RawClaims []byte
+
+	// easyAuth holds the precomputed X-MS-CLIENT-PRINCIPAL* values when
+	// Policy.EasyAuthHeaders is set.
+	easyAuth *easyAuthHeaders
 }
 
 type ctxKey struct{}

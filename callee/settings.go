@@ -14,3 +14,15 @@ var Settings = []string{EnvLogLevel}
 
 // RequiredSettings lists the app settings a deployment must set for the callee.
 var RequiredSettings = []string{"AUTHMW_AUDIENCES"}
+
+// Settings the Functions host (or a container platform) sets for the handler process; they
+// are not app settings and are therefore not in [Settings].
+const (
+	// EnvCustomHandlerPort is the port the Functions host tells a custom handler to listen on.
+	EnvCustomHandlerPort = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	// EnvPort is the fallback port (container platforms); the default is [DefaultPort].
+	EnvPort = "PORT"
+)
+
+// DefaultPort is the port used when neither FUNCTIONS_CUSTOMHANDLER_PORT nor PORT is set.
+const DefaultPort = 8080

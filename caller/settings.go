@@ -29,3 +29,15 @@ var Settings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule, EnvClientI
 
 // RequiredSettings lists the app settings a deployment must set.
 var RequiredSettings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule}
+
+// Settings the Functions host sets for the handler process; they are not app settings and
+// are therefore not in [Settings].
+const (
+	// EnvCustomHandlerPort is the port the Functions host tells a custom handler to listen on.
+	EnvCustomHandlerPort = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	// EnvPort is the fallback port; the default is [DefaultPort].
+	EnvPort = "PORT"
+)
+
+// DefaultPort is the port used when neither FUNCTIONS_CUSTOMHANDLER_PORT nor PORT is set.
+const DefaultPort = 8080

@@ -1,0 +1,86 @@
+package authmw
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// auditMsg is the message of every audit record.
+const auditMsg = "authmw decision"
+
+// audit records one decision: a slog record (Info when passed on, Warn when
+// denied) and the OnDecision hook. It never records the token; the Detail of a
+// denial, which may quote claims, is server-side only and is logged.
+func (m *Middleware) audit(r *http.Request, start time.Time, outcome Outcome, status int, p *Principal, e *Error, cached bool) {
+	d := Decision{
+		Outcome:  outcome,
+		Status:   status,
+		ClientIP: clientIP(r.RemoteAddr),
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		Cached:   cached,
+		Duration: time.Since(start),
+	}
+	if p != nil {
+		d.AppID, d.ObjectID, d.TenantID, d.KeyID = p.AppID, p.ObjectID, p.TenantID, p.KeyID
+	}
+	if e != nil {
+		d.Reason = e.Reason
+	}
+	if m.cfg.OnDecision != nil {
+		m.cfg.OnDecision(d)
+	}
+	if m.cfg.Logger == nil {
+		return
+	}
+	level := slog.LevelInfo
+	if outcome == OutcomeDenied {
+		level = slog.LevelWarn
+	}
+	ctx := r.Context()
+	if !m.cfg.Logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 14)
+	attrs = append(attrs,
+		slog.String("outcome", string(d.Outcome)),
+		slog.Int("status", d.Status),
+		slog.String("reason", string(d.Reason)),
+		slog.String("appid", d.AppID),
+		slog.String("oid", d.ObjectID),
+		slog.String("tid", d.TenantID),
+		slog.String("kid", d.KeyID),
+		slog.String("client_ip", d.ClientIP),
+		slog.String("method", d.Method),
+		slog.String("path", d.Path),
+		slog.Bool("cached", d.Cached),
+		slog.Duration("duration", d.Duration),
+	)
+	if e != nil {
+		attrs = append(attrs, slog.String("detail", errDetail(e)))
+	}
+	m.cfg.Logger.LogAttrs(ctx, level, auditMsg, attrs...)
+}
+
+// errDetail is the server-side explanation of a denial (detail and cause).
+func errDetail(e *Error) string {
+	s := e.Detail
+	if e.Err != nil {
+		if s != "" {
+			s += ": "
+		}
+		s += e.Err.Error()
+	}
+	return s
+}
+
+// clientIP is the host part of RemoteAddr. X-Forwarded-For is not trusted.
+func clientIP(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return host
+}

@@ -1,0 +1,308 @@
+package authmw
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvVars lists every environment variable ConfigFromEnv reads, in documentation order.
+var EnvVars = []string{
+	"AUTHMW_TENANT_ID",
+	"AUTHMW_AUTHORITY_HOST",
+	"AUTHMW_ISSUER",
+	"AUTHMW_AUDIENCES",
+	"AUTHMW_ALLOWED_APPLICATIONS",
+	"AUTHMW_ALLOWED_IDENTITIES",
+	"AUTHMW_ALLOWED_GROUPS",
+	"AUTHMW_ALLOWED_TENANTS",
+	"AUTHMW_REQUIRED_ROLES",
+	"AUTHMW_EXCLUDED_PATHS",
+	"AUTHMW_UNAUTHENTICATED_ACTION",
+	"AUTHMW_CLOCK_SKEW",
+	"AUTHMW_POLICY_FILE",
+	"AUTHMW_EASYAUTH_HEADERS",
+	"AUTHMW_APP_ONLY",
+	"AUTHMW_MAX_TOKEN_AGE",
+	"AUTHMW_BOUND_CLAIMS",
+	"AUTHMW_CLAIM_MAPPINGS",
+	"AUTHMW_DISABLE_WWW_AUTHENTICATE",
+	"AUTHMW_POLICY_FILE_INTERVAL",
+	"AUTHMW_ALGORITHMS",
+	"AUTHMW_KEY_REFRESH_INTERVAL",
+	"AUTHMW_UNKNOWN_KEY_INTERVAL",
+	"AUTHMW_CACHE_SIZE",
+}
+
+// envForField names, for each Policy field Validate can complain about, the
+// environment variable that sets it and the policy-file key that can set it instead.
+var envForField = map[string]struct{ env, file string }{
+	"TenantID":              {"AUTHMW_TENANT_ID", "identityProviders.azureActiveDirectory.registration.openIdIssuer"},
+	"AuthorityHost":         {"AUTHMW_AUTHORITY_HOST", "identityProviders.azureActiveDirectory.registration.openIdIssuer"},
+	"Issuers":               {"AUTHMW_ISSUER", "identityProviders.azureActiveDirectory.registration.openIdIssuer"},
+	"Audiences":             {"AUTHMW_AUDIENCES", "identityProviders.azureActiveDirectory.validation.allowedAudiences"},
+	"AllowedApplications":   {"AUTHMW_ALLOWED_APPLICATIONS", "validation.defaultAuthorizationPolicy.allowedApplications"},
+	"AllowedIdentities":     {"AUTHMW_ALLOWED_IDENTITIES", "validation.defaultAuthorizationPolicy.allowedPrincipals.identities"},
+	"AllowedGroups":         {"AUTHMW_ALLOWED_GROUPS", "validation.defaultAuthorizationPolicy.allowedPrincipals.groups"},
+	"AllowedTenants":        {"AUTHMW_ALLOWED_TENANTS", "f2fauth.allowedTenants"},
+	"RequiredRoles":         {"AUTHMW_REQUIRED_ROLES", "f2fauth.requiredRoles"},
+	"ExcludedPaths":         {"AUTHMW_EXCLUDED_PATHS", "globalValidation.excludedPaths"},
+	"UnauthenticatedAction": {"AUTHMW_UNAUTHENTICATED_ACTION", "globalValidation.unauthenticatedClientAction"},
+	"ClockSkew":             {"AUTHMW_CLOCK_SKEW", "f2fauth.clockSkew"},
+	"MaxTokenAge":           {"AUTHMW_MAX_TOKEN_AGE", "f2fauth.maxTokenAge"},
+	"BoundClaims":           {"AUTHMW_BOUND_CLAIMS", "f2fauth.boundClaims"},
+	"ClaimMappings":         {"AUTHMW_CLAIM_MAPPINGS", "f2fauth.claimMappings"},
+}
+
+// ConfigFromEnv reads a Config from the AUTHMW_* environment variables listed in
+// EnvVars, using getenv (os.Getenv when nil). It fills Config.Policy,
+// Config.PolicyFile and the Config fields that have a variable; callers set the rest
+// (Logger, HTTPClient, ...). An unset or empty variable means the default.
+//
+// Lists are comma-separated; spaces around items are trimmed and empty items dropped.
+// Durations use time.ParseDuration syntax ("90s", "5m") or plain seconds ("300").
+// Booleans use strconv.ParseBool ("true", "false", "1", "0").
+//
+// When AUTHMW_POLICY_FILE is set, the file is loaded once here and the policy from
+// the environment is merged over it (MergePolicy), so audiences and the issuer may come
+// from the file; the merged result is validated. The returned Config.Policy holds only
+// the environment's settings: the Middleware reads the file itself and keeps watching it.
+//
+// Every problem is reported together (errors.Join), each naming the variable and
+// saying what to do, e.g. "AUTHMW_AUDIENCES is required: set it to the callee's
+// Application ID URI or client ID". Each wraps ErrInvalidPolicy.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	var (
+		c    Config
+		errs []error
+	)
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s %s", ErrInvalidPolicy, name, fmt.Sprintf(format, args...)))
+	}
+	p := &c.Policy
+
+	p.TenantID = get("AUTHMW_TENANT_ID")
+	p.AuthorityHost = get("AUTHMW_AUTHORITY_HOST")
+	p.Issuers = splitList(getenv("AUTHMW_ISSUER"))
+	p.Audiences = splitList(getenv("AUTHMW_AUDIENCES"))
+	p.AllowedApplications = splitList(getenv("AUTHMW_ALLOWED_APPLICATIONS"))
+	p.AllowedIdentities = splitList(getenv("AUTHMW_ALLOWED_IDENTITIES"))
+	p.AllowedGroups = splitList(getenv("AUTHMW_ALLOWED_GROUPS"))
+	p.AllowedTenants = splitList(getenv("AUTHMW_ALLOWED_TENANTS"))
+	p.RequiredRoles = splitList(getenv("AUTHMW_REQUIRED_ROLES"))
+	p.ExcludedPaths = splitList(getenv("AUTHMW_EXCLUDED_PATHS"))
+
+	if v := get("AUTHMW_UNAUTHENTICATED_ACTION"); v != "" {
+		a, err := parseUnauthenticatedAction(v)
+		if err != nil {
+			bad("AUTHMW_UNAUTHENTICATED_ACTION", "%s", err)
+		}
+		p.UnauthenticatedAction = a
+	}
+
+	duration := func(name string, dst *time.Duration, zeroHint string) {
+		v := get(name)
+		if v == "" {
+			return
+		}
+		d, err := parseDuration(v)
+		switch {
+		case err != nil:
+			bad(name, "%q is not a duration: use e.g. \"90s\", \"5m\", \"1h\" or plain seconds (%s)", v, zeroHint)
+		case d < 0:
+			bad(name, "%q is negative: use a duration >= 0 (%s)", v, zeroHint)
+		default:
+			*dst = d
+		}
+	}
+	duration("AUTHMW_CLOCK_SKEW", &p.ClockSkew, "0 or unset means 5m")
+	duration("AUTHMW_MAX_TOKEN_AGE", &p.MaxTokenAge, "0 or unset means not checked")
+	duration("AUTHMW_POLICY_FILE_INTERVAL", &c.PolicyFileInterval, "0 or unset means 5s")
+	duration("AUTHMW_KEY_REFRESH_INTERVAL", &c.KeyRefreshInterval, "0 or unset means 12h")
+	duration("AUTHMW_UNKNOWN_KEY_INTERVAL", &c.UnknownKeyInterval, "0 or unset means 30s")
+
+	boolean := func(name string, dst *bool) {
+		v := get(name)
+		if v == "" {
+			return
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad(name, "%q is not a boolean: use true or false", v)
+			return
+		}
+		*dst = b
+	}
+	boolean("AUTHMW_EASYAUTH_HEADERS", &p.EasyAuthHeaders)
+	boolean("AUTHMW_APP_ONLY", &p.AppOnly)
+	boolean("AUTHMW_DISABLE_WWW_AUTHENTICATE", &p.DisableWWWAuthenticate)
+
+	if v := get("AUTHMW_BOUND_CLAIMS"); v != "" {
+		bc, err := parseBoundClaims(v)
+		if err != nil {
+			bad("AUTHMW_BOUND_CLAIMS", "%s", err)
+		}
+		p.BoundClaims = bc
+	}
+	if v := get("AUTHMW_CLAIM_MAPPINGS"); v != "" {
+		cm, err := parseClaimMappings(v)
+		if err != nil {
+			bad("AUTHMW_CLAIM_MAPPINGS", "%s", err)
+		}
+		p.ClaimMappings = cm
+	}
+
+	if v := get("AUTHMW_ALGORITHMS"); v != "" {
+		c.Algorithms = splitList(v)
+		for _, a := range c.Algorithms {
+			if _, ok := supportedAlgorithms[a]; !ok {
+				bad("AUTHMW_ALGORITHMS", "lists %q, which is not accepted: use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or ES512 (never none or HMAC)", a)
+			}
+		}
+	}
+	if v := get("AUTHMW_CACHE_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			bad("AUTHMW_CACHE_SIZE", "%q is not an integer: use a number of entries, 0 for the default (10000) or -1 to disable the cache", v)
+		}
+		c.CacheSize = n
+	}
+
+	// Validate what will actually be enforced: the file (if any) with the environment over it.
+	merged := c.Policy
+	c.PolicyFile = get("AUTHMW_POLICY_FILE")
+	fileHint := ""
+	if c.PolicyFile != "" {
+		fp, err := LoadPolicyFile(c.PolicyFile)
+		if err != nil {
+			bad("AUTHMW_POLICY_FILE", "cannot be used: %v: fix the file or unset the variable", err)
+			return c, errors.Join(errs...)
+		}
+		merged = MergePolicy(fp, c.Policy)
+		fileHint = c.PolicyFile
+	}
+	envName := func(field string) string {
+		m, ok := envForField[field]
+		if !ok {
+			return "Policy." + field
+		}
+		if fileHint != "" {
+			return m.env + " (or " + m.file + " in AUTHMW_POLICY_FILE " + fileHint + ")"
+		}
+		return m.env
+	}
+	for _, pr := range merged.problems() {
+		errs = append(errs, pr.err(envName(pr.field), envName(pr.alt)))
+	}
+	return c, errors.Join(errs...)
+}
+
+// splitList splits a comma-separated list, trimming spaces and dropping empty items.
+// It returns nil for a list with no items.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// parseDuration accepts time.ParseDuration syntax or a plain number of seconds.
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n > int64(1<<63-1)/int64(time.Second) || n < -int64(1<<63-1)/int64(time.Second) {
+			return 0, errors.New("out of range")
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// parseUnauthenticatedAction accepts the Easy Auth names case-insensitively.
+func parseUnauthenticatedAction(s string) (UnauthenticatedAction, error) {
+	for _, a := range []UnauthenticatedAction{Return401, Return403, AllowAnonymous} {
+		if strings.EqualFold(s, string(a)) {
+			return a, nil
+		}
+	}
+	if strings.EqualFold(s, "RedirectToLoginPage") {
+		return "", errors.New("RedirectToLoginPage is not supported for APIs: use Return401")
+	}
+	return "", fmt.Errorf("%q is not valid: use Return401 (default), Return403 or AllowAnonymous", s)
+}
+
+// parseBoundClaims reads AUTHMW_BOUND_CLAIMS: either a JSON object whose values are a
+// string or a list of strings ({"xms_mirid": ["/subscriptions/*"]}), or a
+// comma-separated list of claim=pattern pairs, where a repeated claim adds an
+// alternative (ver=2.0,appidacr=1,appidacr=2).
+func parseBoundClaims(s string) (map[string][]string, error) {
+	if strings.HasPrefix(s, "{") {
+		var raw map[string]stringOrList
+		if err := json.Unmarshal([]byte(s), &raw); err != nil {
+			return nil, fmt.Errorf("is not a valid JSON object of claim -> value or [values]: %v", err)
+		}
+		out := make(map[string][]string, len(raw))
+		for k, v := range raw {
+			out[k] = v
+		}
+		return out, nil
+	}
+	out := map[string][]string{}
+	for _, pair := range splitList(s) {
+		k, v, ok := strings.Cut(pair, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("item %q is not claim=pattern: write e.g. xms_mirid=/subscriptions/*/resourcegroups/rg-prod/*,appidacr=2 (or a JSON object)", pair)
+		}
+		if !slices.Contains(out[k], v) {
+			out[k] = append(out[k], v)
+		}
+	}
+	return out, nil
+}
+
+// parseClaimMappings reads AUTHMW_CLAIM_MAPPINGS: comma-separated key=claim pairs.
+func parseClaimMappings(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, pair := range splitList(s) {
+		k, v, ok := strings.Cut(pair, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("item %q is not key=claim: write e.g. caller=xms_mirid,tenant=tid", pair)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("maps key %q twice: use each metadata key once", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// stringOrList decodes a JSON string or a JSON array of strings.
+type stringOrList []string
+
+// UnmarshalJSON accepts a JSON string or an array of strings.
+func (s *stringOrList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = stringOrList{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("want a string or a list of strings")
+	}
+	*s = many
+	return nil
+}

@@ -1,0 +1,274 @@
+package authmw
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envFunc(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func minimalEnv() map[string]string {
+	return map[string]string{"AUTHMW_TENANT_ID": tTenant, "AUTHMW_AUDIENCES": "api://callee"}
+}
+
+func TestConfigFromEnvGood(t *testing.T) {
+	env := map[string]string{
+		"AUTHMW_TENANT_ID":                tTenant,
+		"AUTHMW_AUTHORITY_HOST":           "http://127.0.0.1:9999",
+		"AUTHMW_ISSUER":                   " https://a.example/ , ,https://b.example/",
+		"AUTHMW_AUDIENCES":                "api://callee, " + tApp,
+		"AUTHMW_ALLOWED_APPLICATIONS":     tApp + "," + tApp2,
+		"AUTHMW_ALLOWED_IDENTITIES":       tOID,
+		"AUTHMW_ALLOWED_GROUPS":           tGroup,
+		"AUTHMW_ALLOWED_TENANTS":          tTenant,
+		"AUTHMW_REQUIRED_ROLES":           "Callee.Invoke,Admin",
+		"AUTHMW_EXCLUDED_PATHS":           "/api/healthz, /api/public/*",
+		"AUTHMW_UNAUTHENTICATED_ACTION":   "return403",
+		"AUTHMW_CLOCK_SKEW":               "2m",
+		"AUTHMW_EASYAUTH_HEADERS":         "true",
+		"AUTHMW_APP_ONLY":                 "1",
+		"AUTHMW_MAX_TOKEN_AGE":            "3600",
+		"AUTHMW_BOUND_CLAIMS":             "xms_mirid=/subscriptions/*, appidacr=1, appidacr=2",
+		"AUTHMW_CLAIM_MAPPINGS":           "caller=xms_mirid,tenant=tid",
+		"AUTHMW_DISABLE_WWW_AUTHENTICATE": "false",
+		"AUTHMW_POLICY_FILE_INTERVAL":     "10s",
+		"AUTHMW_ALGORITHMS":               "RS256,ES256",
+		"AUTHMW_KEY_REFRESH_INTERVAL":     "6h",
+		"AUTHMW_UNKNOWN_KEY_INTERVAL":     "1m",
+		"AUTHMW_CACHE_SIZE":               "-1",
+	}
+	c, err := ConfigFromEnv(envFunc(env))
+	if err != nil {
+		t.Fatalf("ConfigFromEnv: %v", err)
+	}
+	want := Policy{
+		TenantID:              tTenant,
+		AuthorityHost:         "http://127.0.0.1:9999",
+		Issuers:               []string{"https://a.example/", "https://b.example/"},
+		Audiences:             []string{"api://callee", tApp},
+		AllowedApplications:   []string{tApp, tApp2},
+		AllowedIdentities:     []string{tOID},
+		AllowedGroups:         []string{tGroup},
+		AllowedTenants:        []string{tTenant},
+		RequiredRoles:         []string{"Callee.Invoke", "Admin"},
+		AppOnly:               true,
+		BoundClaims:           map[string][]string{"xms_mirid": {"/subscriptions/*"}, "appidacr": {"1", "2"}},
+		ClaimMappings:         map[string]string{"caller": "xms_mirid", "tenant": "tid"},
+		MaxTokenAge:           time.Hour,
+		ClockSkew:             2 * time.Minute,
+		ExcludedPaths:         []string{"/api/healthz", "/api/public/*"},
+		UnauthenticatedAction: Return403,
+		EasyAuthHeaders:       true,
+	}
+	if !reflect.DeepEqual(c.Policy, want) {
+		t.Errorf("Policy =\n%+v\nwant\n%+v", c.Policy, want)
+	}
+	if c.PolicyFileInterval != 10*time.Second || c.KeyRefreshInterval != 6*time.Hour ||
+		c.UnknownKeyInterval != time.Minute || c.CacheSize != -1 ||
+		!reflect.DeepEqual(c.Algorithms, []string{"RS256", "ES256"}) || c.PolicyFile != "" {
+		t.Errorf("Config fields wrong: %+v", c)
+	}
+}
+
+func TestConfigFromEnvEachVariable(t *testing.T) {
+	tests := []struct {
+		name  string
+		key   string
+		value string
+		check func(Config) bool // for good values
+		want  []string          // error substrings for bad values
+	}{
+		{"tenant", "AUTHMW_TENANT_ID", "contoso.onmicrosoft.com", func(c Config) bool { return c.Policy.TenantID == "contoso.onmicrosoft.com" }, nil},
+		{"tenant bad", "AUTHMW_TENANT_ID", "a/b", nil, []string{"AUTHMW_TENANT_ID", "not a tenant ID"}},
+		{"tenant common", "AUTHMW_TENANT_ID", "common", nil, []string{"AUTHMW_TENANT_ID", "multi-tenant"}},
+		{"tenant missing", "AUTHMW_TENANT_ID", "", nil, []string{"AUTHMW_TENANT_ID (or AUTHMW_ISSUER) is required"}},
+		{"authority", "AUTHMW_AUTHORITY_HOST", "https://login.microsoftonline.us", func(c Config) bool { return c.Policy.AuthorityHost == "https://login.microsoftonline.us" }, nil},
+		{"authority http", "AUTHMW_AUTHORITY_HOST", "http://login.example", nil, []string{"AUTHMW_AUTHORITY_HOST", "plain http"}},
+		{"issuer", "AUTHMW_ISSUER", "https://i.example/", func(c Config) bool { return len(c.Policy.Issuers) == 1 }, nil},
+		{"issuer bad", "AUTHMW_ISSUER", "https://ok.example/,http://bad.example/", nil, []string{"AUTHMW_ISSUER entry 1", "plain http"}},
+		{"audiences missing", "AUTHMW_AUDIENCES", "", nil, []string{"AUTHMW_AUDIENCES is required: set it to the callee's Application ID URI or client ID"}},
+		{"audiences only commas", "AUTHMW_AUDIENCES", " , ,", nil, []string{"AUTHMW_AUDIENCES is required"}},
+		{"applications", "AUTHMW_ALLOWED_APPLICATIONS", tApp, func(c Config) bool { return c.Policy.AllowedApplications[0] == tApp }, nil},
+		{"identities", "AUTHMW_ALLOWED_IDENTITIES", tOID, func(c Config) bool { return c.Policy.AllowedIdentities[0] == tOID }, nil},
+		{"groups", "AUTHMW_ALLOWED_GROUPS", tGroup, func(c Config) bool { return c.Policy.AllowedGroups[0] == tGroup }, nil},
+		{"tenants", "AUTHMW_ALLOWED_TENANTS", tTenant, func(c Config) bool { return c.Policy.AllowedTenants[0] == tTenant }, nil},
+		{"roles", "AUTHMW_REQUIRED_ROLES", "R", func(c Config) bool { return c.Policy.RequiredRoles[0] == "R" }, nil},
+		{"excluded", "AUTHMW_EXCLUDED_PATHS", "/h", func(c Config) bool { return c.Policy.ExcludedPaths[0] == "/h" }, nil},
+		{"excluded bad", "AUTHMW_EXCLUDED_PATHS", "/ok,/a*b", nil, []string{"AUTHMW_EXCLUDED_PATHS entry 1"}},
+		{"action", "AUTHMW_UNAUTHENTICATED_ACTION", "AllowAnonymous", func(c Config) bool { return c.Policy.UnauthenticatedAction == AllowAnonymous }, nil},
+		{"action bad", "AUTHMW_UNAUTHENTICATED_ACTION", "Return404", nil, []string{"AUTHMW_UNAUTHENTICATED_ACTION", "Return401"}},
+		{"action redirect", "AUTHMW_UNAUTHENTICATED_ACTION", "RedirectToLoginPage", nil, []string{"AUTHMW_UNAUTHENTICATED_ACTION", "not supported for APIs: use Return401"}},
+		{"skew", "AUTHMW_CLOCK_SKEW", "90s", func(c Config) bool { return c.Policy.ClockSkew == 90*time.Second }, nil},
+		{"skew seconds", "AUTHMW_CLOCK_SKEW", "120", func(c Config) bool { return c.Policy.ClockSkew == 2*time.Minute }, nil},
+		{"skew bad", "AUTHMW_CLOCK_SKEW", "5 minutes", nil, []string{"AUTHMW_CLOCK_SKEW", "not a duration"}},
+		{"skew negative", "AUTHMW_CLOCK_SKEW", "-1m", nil, []string{"AUTHMW_CLOCK_SKEW", "negative"}},
+		{"easyauth headers", "AUTHMW_EASYAUTH_HEADERS", "TRUE", func(c Config) bool { return c.Policy.EasyAuthHeaders }, nil},
+		{"easyauth headers bad", "AUTHMW_EASYAUTH_HEADERS", "yes", nil, []string{"AUTHMW_EASYAUTH_HEADERS", "not a boolean"}},
+		{"app only", "AUTHMW_APP_ONLY", "true", func(c Config) bool { return c.Policy.AppOnly }, nil},
+		{"app only bad", "AUTHMW_APP_ONLY", "maybe", nil, []string{"AUTHMW_APP_ONLY", "not a boolean"}},
+		{"max age", "AUTHMW_MAX_TOKEN_AGE", "1h", func(c Config) bool { return c.Policy.MaxTokenAge == time.Hour }, nil},
+		{"max age bad", "AUTHMW_MAX_TOKEN_AGE", "1d", nil, []string{"AUTHMW_MAX_TOKEN_AGE", "not a duration"}},
+		{"bound claims json", "AUTHMW_BOUND_CLAIMS", `{"ver":"2.0","amr":["a","b"]}`, func(c Config) bool {
+			return reflect.DeepEqual(c.Policy.BoundClaims, map[string][]string{"ver": {"2.0"}, "amr": {"a", "b"}})
+		}, nil},
+		{"bound claims bad pair", "AUTHMW_BOUND_CLAIMS", "ver", nil, []string{"AUTHMW_BOUND_CLAIMS", "claim=pattern"}},
+		{"bound claims bad json", "AUTHMW_BOUND_CLAIMS", `{"ver":1}`, nil, []string{"AUTHMW_BOUND_CLAIMS", "JSON"}},
+		{"claim mappings bad", "AUTHMW_CLAIM_MAPPINGS", "a=b,c", nil, []string{"AUTHMW_CLAIM_MAPPINGS", "key=claim"}},
+		{"claim mappings dup", "AUTHMW_CLAIM_MAPPINGS", "a=b,a=c", nil, []string{"AUTHMW_CLAIM_MAPPINGS", "twice"}},
+		{"disable www-auth", "AUTHMW_DISABLE_WWW_AUTHENTICATE", "true", func(c Config) bool { return c.Policy.DisableWWWAuthenticate }, nil},
+		{"disable www-auth bad", "AUTHMW_DISABLE_WWW_AUTHENTICATE", "on", nil, []string{"AUTHMW_DISABLE_WWW_AUTHENTICATE"}},
+		{"file interval bad", "AUTHMW_POLICY_FILE_INTERVAL", "soon", nil, []string{"AUTHMW_POLICY_FILE_INTERVAL"}},
+		{"algorithms bad", "AUTHMW_ALGORITHMS", "RS256,HS256", nil, []string{"AUTHMW_ALGORITHMS", `"HS256"`, "never none or HMAC"}},
+		{"key refresh bad", "AUTHMW_KEY_REFRESH_INTERVAL", "-5m", nil, []string{"AUTHMW_KEY_REFRESH_INTERVAL", "negative"}},
+		{"unknown key bad", "AUTHMW_UNKNOWN_KEY_INTERVAL", "x", nil, []string{"AUTHMW_UNKNOWN_KEY_INTERVAL"}},
+		{"cache size bad", "AUTHMW_CACHE_SIZE", "big", nil, []string{"AUTHMW_CACHE_SIZE", "not an integer"}},
+		{"policy file missing", "AUTHMW_POLICY_FILE", "/nonexistent/authsettings.json", nil, []string{"AUTHMW_POLICY_FILE", "fix the file or unset the variable"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := minimalEnv()
+			env[tt.key] = tt.value
+			c, err := ConfigFromEnv(envFunc(env))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("ConfigFromEnv: %v", err)
+				}
+				if !tt.check(c) {
+					t.Errorf("%s=%q not applied: %+v", tt.key, tt.value, c)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ConfigFromEnv accepted %s=%q", tt.key, tt.value)
+			}
+			if !errors.Is(err, ErrInvalidPolicy) {
+				t.Errorf("error does not wrap ErrInvalidPolicy: %v", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigFromEnvAllProblemsTogether(t *testing.T) {
+	env := map[string]string{
+		"AUTHMW_AUTHORITY_HOST":         "http://example.com",
+		"AUTHMW_UNAUTHENTICATED_ACTION": "nope",
+		"AUTHMW_CLOCK_SKEW":             "soon",
+		"AUTHMW_APP_ONLY":               "perhaps",
+		"AUTHMW_EXCLUDED_PATHS":         "relative",
+	}
+	_, err := ConfigFromEnv(envFunc(env))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, name := range []string{"AUTHMW_AUDIENCES", "AUTHMW_TENANT_ID", "AUTHMW_AUTHORITY_HOST",
+		"AUTHMW_UNAUTHENTICATED_ACTION", "AUTHMW_CLOCK_SKEW", "AUTHMW_APP_ONLY", "AUTHMW_EXCLUDED_PATHS"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 7 {
+		t.Errorf("%d problems reported, want 7:\n%v", n, err)
+	}
+}
+
+func TestConfigFromEnvPolicyFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "auth.json")
+	writeFile(t, good, `{"identityProviders":{"azureActiveDirectory":{"enabled":true,
+		"registration":{"openIdIssuer":"https://login.microsoftonline.com/`+tTenant+`/v2.0","clientId":"`+tApp+`"}}}}`)
+	bad := filepath.Join(dir, "bad.json")
+	writeFile(t, bad, `{"globalValidation":{"excludedPaths":["nope"]}}`)
+
+	t.Run("audiences and issuer from the file", func(t *testing.T) {
+		c, err := ConfigFromEnv(envFunc(map[string]string{"AUTHMW_POLICY_FILE": good, "AUTHMW_REQUIRED_ROLES": "R"}))
+		if err != nil {
+			t.Fatalf("ConfigFromEnv: %v", err)
+		}
+		if c.PolicyFile != good {
+			t.Errorf("PolicyFile = %q", c.PolicyFile)
+		}
+		if c.Policy.TenantID != "" || len(c.Policy.Audiences) != 0 || c.Policy.RequiredRoles[0] != "R" {
+			t.Errorf("Config.Policy should hold only the environment's settings: %+v", c.Policy)
+		}
+	})
+	t.Run("merged result validated", func(t *testing.T) {
+		_, err := ConfigFromEnv(envFunc(map[string]string{"AUTHMW_POLICY_FILE": bad}))
+		if err == nil {
+			t.Fatal("no error")
+		}
+		for _, w := range []string{"AUTHMW_AUDIENCES (or", "in AUTHMW_POLICY_FILE", "AUTHMW_EXCLUDED_PATHS (or globalValidation.excludedPaths"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not contain %q", err, w)
+			}
+		}
+	})
+	t.Run("env fixes the file", func(t *testing.T) {
+		env := minimalEnv()
+		env["AUTHMW_POLICY_FILE"] = bad
+		env["AUTHMW_EXCLUDED_PATHS"] = "/ok"
+		if _, err := ConfigFromEnv(envFunc(env)); err != nil {
+			t.Fatalf("ConfigFromEnv: %v", err)
+		}
+	})
+	t.Run("unparseable file", func(t *testing.T) {
+		p := filepath.Join(dir, "broken.json")
+		writeFile(t, p, `{"identityProviders":`)
+		env := minimalEnv()
+		env["AUTHMW_POLICY_FILE"] = p
+		env["AUTHMW_APP_ONLY"] = "x"
+		_, err := ConfigFromEnv(envFunc(env))
+		if err == nil || !strings.Contains(err.Error(), "AUTHMW_POLICY_FILE") || !strings.Contains(err.Error(), "AUTHMW_APP_ONLY") {
+			t.Fatalf("error = %v, want both AUTHMW_POLICY_FILE and AUTHMW_APP_ONLY named", err)
+		}
+	})
+}
+
+func TestConfigFromEnvNilGetenv(t *testing.T) {
+	for _, k := range EnvVars {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AUTHMW_TENANT_ID", tTenant)
+	t.Setenv("AUTHMW_AUDIENCES", "api://x")
+	c, err := ConfigFromEnv(nil)
+	if err != nil || c.Policy.Audiences[0] != "api://x" {
+		t.Fatalf("ConfigFromEnv(nil) = %+v, %v", c, err)
+	}
+}
+
+func TestEnvVarsDocumented(t *testing.T) {
+	var readme []byte
+	var err error
+	for _, name := range []string{"README_SECTION.md", "README.md", filepath.Join("..", "README.md")} {
+		if readme, err = os.ReadFile(name); err == nil && strings.Contains(string(readme), "AUTHMW_") {
+			break
+		}
+		readme = nil
+	}
+	if readme == nil {
+		t.Skip("no README documenting AUTHMW_* variables found")
+	}
+	for _, k := range EnvVars {
+		if !strings.Contains(string(readme), "`"+k+"`") {
+			t.Errorf("%s is not documented", k)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,220 @@
+package authmw
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it is true or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func watchedDoc(roles string) string {
+	return `{"identityProviders":{"azureActiveDirectory":{"registration":{"clientId":"` + tApp + `"}}},
+		"f2fauth":{"requiredRoles":[` + roles + `]}}`
+}
+
+// replaceFile writes content atomically, as editors and ConfigMap updates do.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	writeFile(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type applyRecorder struct {
+	mu       sync.Mutex
+	policies []Policy
+	fail     error
+}
+
+func (a *applyRecorder) apply(p Policy) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail != nil {
+		return a.fail
+	}
+	a.policies = append(a.policies, p)
+	return nil
+}
+
+func (a *applyRecorder) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.policies)
+}
+
+func (a *applyRecorder) last() Policy {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.policies[len(a.policies)-1]
+}
+
+func TestPolicyWatcher(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.json")
+	writeFile(t, path, watchedDoc(`"A"`))
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rec := &applyRecorder{}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	override := Policy{TenantID: tTenant, AllowedTenants: []string{tTenant}}
+	startPolicyWatcher(ctx, path, 10*time.Millisecond, override, rec.apply, logger)
+
+	// A valid change is applied, merged with the override.
+	replaceFile(t, path, watchedDoc(`"B"`))
+	waitFor(t, "the valid change to be applied", func() bool { return rec.count() == 1 })
+	got := rec.last()
+	if len(got.RequiredRoles) != 1 || got.RequiredRoles[0] != "B" || got.TenantID != tTenant ||
+		len(got.AllowedTenants) != 1 || got.Audiences[0] != tApp {
+		t.Errorf("applied policy = %+v, want roles [B] with the override's tenant", got)
+	}
+
+	// An in-place rewrite of the same size (mtime may not move) is seen through the hash.
+	writeFile(t, path, watchedDoc(`"C"`))
+	waitFor(t, "the same-size rewrite to be applied", func() bool { return rec.count() == 2 })
+	if r := rec.last().RequiredRoles; r[0] != "C" {
+		t.Errorf("roles = %v, want [C]", r)
+	}
+
+	// An invalid change (unparseable) is logged at Warn and not applied.
+	replaceFile(t, path, `{"identityProviders":`)
+	waitFor(t, "the warning about the broken file", func() bool { return strings.Contains(logs.String(), "level=WARN") })
+	// A change that parses but is invalid as a whole is also rejected.
+	replaceFile(t, path, `{"identityProviders":{"azureActiveDirectory":{"registration":{"clientId":"`+tApp+`"}}},"globalValidation":{"excludedPaths":["relative"]}}`)
+	waitFor(t, "the warning about the invalid policy", func() bool { return strings.Contains(logs.String(), "ExcludedPaths") })
+	// Then a valid change is applied again: the count proves the invalid ones were not.
+	replaceFile(t, path, watchedDoc(`"D"`))
+	waitFor(t, "the next valid change", func() bool { return rec.count() == 3 })
+	if r := rec.last().RequiredRoles; r[0] != "D" {
+		t.Errorf("roles = %v, want [D] (invalid changes must not be applied)", r)
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
+		t.Errorf("%d warnings, want 2 (one per bad content):\n%s", n, logs)
+	}
+
+	// A deleted file keeps the policy and warns; restoring it with new content applies it.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the warning about the missing file", func() bool { return strings.Count(logs.String(), "level=WARN") == 3 })
+	replaceFile(t, path, watchedDoc(`"E"`))
+	waitFor(t, "the restored file", func() bool { return rec.count() == 4 })
+
+}
+
+func TestPolicyWatcherStopsWithContext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.json")
+	writeFile(t, path, watchedDoc(`"A"`))
+	rec := &applyRecorder{}
+	w := newPolicyWatcher(path, Policy{TenantID: tTenant}, rec.apply, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { w.run(ctx, time.Millisecond); close(done) }()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
+}
+
+func TestPolicyWatcherApplyError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.json")
+	writeFile(t, path, watchedDoc(`"A"`))
+	logs := &syncBuffer{}
+	rec := &applyRecorder{fail: errors.New("compile refused")}
+	startPolicyWatcher(t.Context(), path, 10*time.Millisecond, Policy{TenantID: tTenant}, rec.apply,
+		slog.New(slog.NewTextHandler(logs, nil)))
+	replaceFile(t, path, watchedDoc(`"B"`))
+	waitFor(t, "the warning about apply's error", func() bool { return strings.Contains(logs.String(), "compile refused") })
+	if !strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("apply error not logged at Warn:\n%s", logs)
+	}
+}
+
+func TestPolicyWatcherPoll(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.json")
+	writeFile(t, path, watchedDoc(`"A"`))
+	logs := &syncBuffer{}
+	rec := &applyRecorder{}
+	w := newPolicyWatcher(path, Policy{TenantID: tTenant}, rec.apply, slog.New(slog.NewTextHandler(logs, nil)))
+
+	w.poll() // the baseline is not a change
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	w.poll() // touched, same content: not a change
+	if n := rec.count(); n != 0 {
+		t.Fatalf("apply called %d times for an unchanged file", n)
+	}
+	writeFile(t, path, watchedDoc(`"B"`))
+	w.poll()
+	w.poll()
+	if n := rec.count(); n != 1 || rec.last().RequiredRoles[0] != "B" {
+		t.Fatalf("apply called %d times; want once with [B]", n)
+	}
+	writeFile(t, path, `not json`)
+	w.poll()
+	w.poll() // the same bad content is reported once
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || rec.count() != 1 {
+		t.Errorf("%d warnings and %d applies for one bad change, want 1 and 1:\n%s", n, rec.count(), logs)
+	}
+	if !strings.Contains(logs.String(), "invalid policy") || strings.Contains(logs.String(), "not json") {
+		t.Errorf("warning should carry the parse error but not the file's content:\n%s", logs)
+	}
+	writeFile(t, path, watchedDoc(`"A"`)) // back to the first content: a change again
+	w.poll()
+	if n := rec.count(); n != 2 || rec.last().RequiredRoles[0] != "A" {
+		t.Errorf("apply called %d times; want a second time with [A]", n)
+	}
+}
+
+func TestPolicyWatcherMissingAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.json")
+	rec := &applyRecorder{}
+	w := newPolicyWatcher(path, Policy{TenantID: tTenant}, rec.apply, nil)
+	w.poll()
+	writeFile(t, path, watchedDoc(`"A"`))
+	w.poll()
+	if rec.count() != 1 {
+		t.Errorf("a file created after start was not applied")
+	}
+}

@@ -1,0 +1,36 @@
+package callee_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/f2fauth/f2fauth/callee"
+)
+
+// The callee listens on 127.0.0.1 and the port the Functions host gives it.
+func ExampleListenAddr() {
+	env := map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "34567"}
+	addr, _ := callee.ListenAddr(func(k string) string { return env[k] })
+	fmt.Println(addr)
+	_, err := callee.ListenAddr(func(string) string { return "eighty" })
+	fmt.Println(err)
+	// Output:
+	// 127.0.0.1:34567
+	// callee: invalid configuration: FUNCTIONS_CUSTOMHANDLER_PORT must be a TCP port number (0-65535), got "eighty"
+}
+
+// NewServer builds the callee from AUTHMW_* settings; Run does the same and also
+// listens, handles SIGTERM/SIGINT and shuts down gracefully.
+func ExampleNewServer() {
+	ctx := context.Background()
+	s, err := callee.NewServer(ctx, os.Getenv, nil)
+	if err != nil {
+		log.Fatal(err) // e.g. "AUTHMW_AUDIENCES is required …"
+	}
+	defer s.Close()
+	if err := s.ListenAndServe(ctx); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,19 @@
+// Command functionapp is the callee's Azure Functions custom handler: an HTTP server on
+// FUNCTIONS_CUSTOMHANDLER_PORT protected by authmw (configured from AUTHMW_* settings).
+// Build it as "handler" (GOOS=linux GOARCH=amd64) next to host.json.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/f2fauth/f2fauth/callee"
+)
+
+func main() {
+	if err := callee.Run(context.Background(), os.Getenv, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "callee:", err)
+		os.Exit(1)
+	}
+}

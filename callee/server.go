@@ -1,0 +1,331 @@
+package callee
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/f2fauth/f2fauth/authmw"
+)
+
+// Routes the callee serves. ReadyPath is the Functions host's readiness probe and is
+// always served without a token; the others are the public function routes as the host
+// forwards them (enableForwardingHttpRequest keeps the /api route prefix).
+const (
+	ReadyPath     = "/"
+	FunctionPath  = "/api/ExclusiveFunction"
+	HealthzPath   = "/api/healthz"
+	listenHost    = "127.0.0.1"
+	maxHeaderSize = 64 << 10
+)
+
+// DefaultShutdownTimeout bounds how long in-flight requests may take to finish after
+// SIGTERM/SIGINT (or cancellation of Serve's context).
+const DefaultShutdownTimeout = 10 * time.Second
+
+// ErrConfig is wrapped by every configuration error of the callee's own settings
+// (CALLEE_LOG_LEVEL, FUNCTIONS_CUSTOMHANDLER_PORT, PORT). authmw's errors name the
+// AUTHMW_* variables themselves.
+var ErrConfig = errors.New("callee: invalid configuration")
+
+// CallerInfo is the JSON body of a successful ExclusiveFunction call: who called, read
+// from the verified token (never from request headers).
+type CallerInfo struct {
+	Message   string    `json:"message"`
+	AppID     string    `json:"appId"`
+	ObjectID  string    `json:"objectId"`
+	TenantID  string    `json:"tenantId"`
+	Roles     []string  `json:"roles"`
+	Subject   string    `json:"subject"`
+	AppOnly   bool      `json:"appOnly"`
+	Issuer    string    `json:"issuer"`
+	KeyID     string    `json:"keyId"`
+	Version   string    `json:"version,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	Method    string    `json:"method"`
+}
+
+// Server is the callee: an echo server whose every route except the readiness probe is
+// protected by authmw. Create it with [NewServer], run it with [Server.Serve] and
+// release it with [Server.Close].
+type Server struct {
+	e        *echo.Echo
+	mw       *authmw.Middleware
+	logger   *slog.Logger
+	addr     string
+	shutdown time.Duration
+
+	closeOnce sync.Once
+}
+
+// NewServer reads the callee's configuration with getenv — the AUTHMW_* variables of
+// package authmw, FUNCTIONS_CUSTOMHANDLER_PORT / PORT and CALLEE_LOG_LEVEL — and builds
+// the server. Every configuration problem is reported together, each naming its
+// variable. It does not block on the network (authmw loads the issuer's keys in the
+// background; see [Server.WaitReady]). logger nil means a JSON logger on stderr at the
+// level of CALLEE_LOG_LEVEL.
+func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*Server, error) {
+	if getenv == nil {
+		return nil, fmt.Errorf("%w: getenv is nil (pass os.Getenv)", ErrConfig)
+	}
+	var errs []error
+	level, err := LogLevel(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	addr, err := ListenAddr(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if logger == nil {
+		logger = NewLogger(os.Stderr, level)
+	}
+	mw, err := authmw.NewFromEnv(ctx, getenv, logger)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		if mw != nil {
+			mw.Close()
+		}
+		return nil, errors.Join(errs...)
+	}
+	return newServer(mw, logger, addr), nil
+}
+
+func newServer(mw *authmw.Middleware, logger *slog.Logger, addr string) *Server {
+	s := &Server{mw: mw, logger: logger, addr: addr, shutdown: DefaultShutdownTimeout}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard)
+	e.StdLogger = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	e.HTTPErrorHandler = s.errorHandler
+	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.ReadTimeout = 30 * time.Second
+	e.Server.WriteTimeout = 60 * time.Second
+	e.Server.IdleTimeout = 2 * time.Minute
+	e.Server.MaxHeaderBytes = maxHeaderSize
+
+	// authmw guards everything, including unknown paths; only the host's readiness
+	// probe bypasses it, whatever AUTHMW_EXCLUDED_PATHS says.
+	e.Use(bypassReadiness(mw.Echo()))
+	e.GET(ReadyPath, s.ready)
+	e.HEAD(ReadyPath, s.ready)
+	e.GET(FunctionPath, s.exclusive)
+	e.POST(FunctionPath, s.exclusive)
+	e.GET(HealthzPath, s.healthz)
+	s.e = e
+	return s
+}
+
+// bypassReadiness runs auth for every request except GET/HEAD of the readiness path.
+func bypassReadiness(auth echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		protected := auth(next)
+		return func(c echo.Context) error {
+			r := c.Request()
+			if r.URL.Path == ReadyPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+				return next(c)
+			}
+			return protected(c)
+		}
+	}
+}
+
+// Handler returns the server's HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Addr returns the address [Server.ListenAndServe] listens on: 127.0.0.1 and the port
+// from FUNCTIONS_CUSTOMHANDLER_PORT, else PORT, else 8080.
+func (s *Server) Addr() string { return s.addr }
+
+// WaitReady blocks until authmw has loaded the issuer's signing keys (until then
+// protected routes answer 503) or ctx ends.
+func (s *Server) WaitReady(ctx context.Context) error { return s.mw.WaitReady(ctx) }
+
+// ListenAndServe listens on [Server.Addr] and calls [Server.Serve].
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("callee: listen on %s: %w", s.addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: it stops accepting
+// connections and lets in-flight requests finish, for at most DefaultShutdownTimeout.
+// It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.e.Listener = ln
+	errc := make(chan error, 1)
+	go func() { errc <- s.e.Start("") }()
+	s.logger.Info("callee: listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("callee: serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.logger.Info("callee: shutting down", "timeout", s.shutdown.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdown)
+	defer cancel()
+	err := s.e.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("callee: shutdown: %w", err)
+	}
+	s.logger.Info("callee: stopped")
+	return nil
+}
+
+// Close releases the authmw middleware's background work. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.mw.Close() })
+	return nil
+}
+
+// Run is the callee's whole program: it builds the server from getenv, listens on
+// 127.0.0.1 (the Functions host dials 127.0.0.1) and serves until ctx is cancelled or
+// the process receives SIGTERM or SIGINT, then shuts down gracefully. A configuration
+// error is returned before anything listens; main prints it and exits non-zero.
+func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	s, err := NewServer(ctx, getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.ListenAndServe(ctx)
+}
+
+func (s *Server) ready(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// exclusive answers with the verified caller. Without a Principal (AllowAnonymous
+// configured) it fails closed with 401: the function is for authenticated callers only.
+func (s *Server) exclusive(c echo.Context) error {
+	p, ok := authmw.EchoPrincipal(c)
+	if !ok {
+		h := c.Response().Header()
+		h.Set("WWW-Authenticate", `Bearer realm="`+safeRealm(c.Request().Host)+`"`)
+		h.Set("Cache-Control", "no-store")
+		return c.Blob(http.StatusUnauthorized, "application/problem+json",
+			[]byte(`{"type":"`+authmw.ProblemTypeURI+`","title":"Unauthorized","status":401,"detail":"The request has no bearer token in the Authorization header.","reason":"missing_token"}`))
+	}
+	roles := p.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	s.logger.Info("callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, CallerInfo{
+		Message:   "Hello from the callee: you are an authorized caller.",
+		AppID:     p.AppID,
+		ObjectID:  p.ObjectID,
+		TenantID:  p.TenantID,
+		Roles:     roles,
+		Subject:   p.Subject,
+		AppOnly:   p.AppOnly,
+		Issuer:    p.Issuer,
+		KeyID:     p.KeyID,
+		Version:   p.Version,
+		ExpiresAt: p.ExpiresAt.UTC(),
+		Method:    c.Request().Method,
+	})
+}
+
+// errorHandler writes echo's errors as problem+json, leaving responses authmw already
+// wrote alone.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status := http.StatusInternalServerError
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status = he.Code
+	}
+	if status >= 500 {
+		s.logger.Error("callee: request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "error", err.Error())
+	}
+	body := fmt.Sprintf(`{"title":%q,"status":%d}`, http.StatusText(status), status)
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.Blob(status, "application/problem+json", []byte(body))
+}
+
+func safeRealm(host string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, host)
+}
+
+// ListenAddr returns 127.0.0.1:<port> with the port from FUNCTIONS_CUSTOMHANDLER_PORT,
+// else PORT, else DefaultPort. A value that is not a port number (0–65535) is an error
+// naming the variable.
+func ListenAddr(getenv func(string) string) (string, error) {
+	port := DefaultPort
+	for _, name := range []string{EnvCustomHandlerPort, EnvPort} {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			return "", fmt.Errorf("%w: %s must be a TCP port number (0-65535), got %q", ErrConfig, name, v)
+		}
+		port = n
+		break
+	}
+	return net.JoinHostPort(listenHost, strconv.Itoa(port)), nil
+}
+
+// LogLevel parses CALLEE_LOG_LEVEL: debug, info (default), warn or error.
+func LogLevel(getenv func(string) string) (slog.Level, error) {
+	switch v := strings.ToLower(strings.TrimSpace(getenv(EnvLogLevel))); v {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	default:
+		return slog.LevelInfo, fmt.Errorf("%w: %s must be debug, info, warn or error, got %q", ErrConfig, EnvLogLevel, v)
+	}
+}
+
+// NewLogger returns the structured JSON logger the callee uses when none is given.
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,238 @@
+package caller
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/f2fauth/f2fauth/tokencache"
+)
+
+// Defaults for the optional settings.
+const (
+	DefaultTimeout    = 30 * time.Second
+	DefaultMaxRetries = 3
+	// MaxMaxRetries bounds CALLER_MAX_RETRIES.
+	MaxMaxRetries = 10
+)
+
+// ErrConfig is wrapped by every configuration error; each names its variable.
+var ErrConfig = errors.New("caller: invalid configuration")
+
+// Config is the caller's validated configuration. Build it with [ConfigFromEnv] (or by
+// hand, then call [Config.Validate]).
+type Config struct {
+	// CalleeURL is the callee's function URL (CALLEE_URL), https or loopback http.
+	CalleeURL *url.URL
+	// Audience is the callee's Application ID URI or client ID (CALLEE_AUDIENCE),
+	// without a "/.default" suffix.
+	Audience string
+	// Credential chooses the credential (CALLER_CREDENTIAL); default tokencache.ManagedIdentity.
+	Credential tokencache.CredentialKind
+	// ClientID selects a user-assigned managed identity (AZURE_CLIENT_ID); "" = system-assigned.
+	ClientID string
+	// Timeout bounds one invocation: token wait, the call and its retries (CALLER_TIMEOUT);
+	// default DefaultTimeout.
+	Timeout time.Duration
+	// MaxRetries is the number of retries after a 429 or 5xx answer or a transport error
+	// (CALLER_MAX_RETRIES); default DefaultMaxRetries. 0 means a single attempt.
+	MaxRetries int
+	// Addr is where the handler listens: 127.0.0.1 and FUNCTIONS_CUSTOMHANDLER_PORT, else
+	// PORT, else DefaultPort.
+	Addr string
+}
+
+// Scope returns the token scope for the callee: Audience + "/.default".
+func (c Config) Scope() string { return c.Audience + "/.default" }
+
+// ConfigFromEnv reads the caller's settings with getenv and validates them, reporting
+// every problem together (joined), each naming its variable and saying what to set.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		return Config{}, fmt.Errorf("%w: getenv is nil (pass os.Getenv)", ErrConfig)
+	}
+	var (
+		cfg  Config
+		errs []error
+	)
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+
+	switch raw := strings.TrimSpace(getenv(EnvCalleeURL)); {
+	case raw == "":
+		bad("%s is required: set it to the callee's function URL, e.g. https://callee.azurewebsites.net/api/ExclusiveFunction", EnvCalleeURL)
+	default:
+		u, err := parseCalleeURL(raw)
+		if err != nil {
+			bad("%s %v", EnvCalleeURL, err)
+		} else {
+			cfg.CalleeURL = u
+		}
+	}
+
+	switch aud := strings.TrimSpace(getenv(EnvCalleeAudience)); {
+	case aud == "":
+		bad("%s is required: set it to the callee's Application ID URI (e.g. api://<tenant>/callee) or client ID", EnvCalleeAudience)
+	case strings.ContainsAny(aud, " \t\r\n,"):
+		bad("%s must be a single Application ID URI or client ID without spaces or commas, got %q", EnvCalleeAudience, aud)
+	default:
+		aud = strings.TrimSuffix(aud, "/.default")
+		if aud == "" || strings.HasSuffix(aud, "/.default") {
+			bad("%s must name the callee, not only \"/.default\"", EnvCalleeAudience)
+		} else {
+			cfg.Audience = aud
+		}
+	}
+
+	cfg.Credential = tokencache.ManagedIdentity
+	if v := strings.TrimSpace(getenv(EnvCredential)); v != "" {
+		k, err := tokencache.ParseCredentialKind(strings.ToLower(v))
+		if err != nil {
+			bad("%s must be %q or %q, got %q", EnvCredential, tokencache.ManagedIdentity, tokencache.DevChain, v)
+		} else {
+			cfg.Credential = k
+		}
+	}
+
+	if v := getenv(EnvClientID); v != "" {
+		if t := strings.TrimSpace(v); t == "" || strings.ContainsAny(t, " \t\r\n,") {
+			bad("%s must be the client ID of a user-assigned managed identity (or unset for system-assigned), got %q", EnvClientID, v)
+		} else {
+			cfg.ClientID = t
+		}
+	}
+
+	cfg.Timeout = DefaultTimeout
+	if v := strings.TrimSpace(getenv(EnvTimeout)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad("%s must be a positive Go duration such as 30s or 1m, got %q", EnvTimeout, v)
+		} else {
+			cfg.Timeout = d
+		}
+	}
+
+	cfg.MaxRetries = DefaultMaxRetries
+	if v := strings.TrimSpace(getenv(EnvMaxRetries)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > MaxMaxRetries {
+			bad("%s must be a whole number from 0 to %d, got %q", EnvMaxRetries, MaxMaxRetries, v)
+		} else {
+			cfg.MaxRetries = n
+		}
+	}
+
+	addr, err := ListenAddr(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.Addr = addr
+
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// Validate checks a hand-built Config the way ConfigFromEnv does and fills defaults
+// (Credential, Timeout, Addr). MaxRetries is taken as given (0 = one attempt).
+func (c *Config) Validate() error {
+	var errs []error
+	if c.CalleeURL == nil {
+		errs = append(errs, fmt.Errorf("%w: Config.CalleeURL (%s) is required", ErrConfig, EnvCalleeURL))
+	} else if _, err := parseCalleeURL(c.CalleeURL.String()); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Config.CalleeURL (%s) %v", ErrConfig, EnvCalleeURL, err))
+	}
+	c.Audience = strings.TrimSuffix(strings.TrimSpace(c.Audience), "/.default")
+	if c.Audience == "" {
+		errs = append(errs, fmt.Errorf("%w: Config.Audience (%s) is required", ErrConfig, EnvCalleeAudience))
+	}
+	if c.Credential == "" {
+		c.Credential = tokencache.ManagedIdentity
+	} else if _, err := tokencache.ParseCredentialKind(string(c.Credential)); err != nil {
+		errs = append(errs, fmt.Errorf("%w: Config.Credential (%s): %w", ErrConfig, EnvCredential, err))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("%w: Config.Timeout (%s) must not be negative", ErrConfig, EnvTimeout))
+	} else if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxRetries < 0 || c.MaxRetries > MaxMaxRetries {
+		errs = append(errs, fmt.Errorf("%w: Config.MaxRetries (%s) must be from 0 to %d", ErrConfig, EnvMaxRetries, MaxMaxRetries))
+	}
+	if c.Addr == "" {
+		c.Addr = net.JoinHostPort(listenHost, strconv.Itoa(DefaultPort))
+	}
+	return errors.Join(errs...)
+}
+
+// parseCalleeURL accepts an absolute https URL, or http only to a loopback host (a
+// bearer token never travels in clear text off the machine).
+func parseCalleeURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("is not a valid URL (%v)", stripURLErr(err))
+	}
+	if !u.IsAbs() || u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("must be an absolute URL such as https://callee.azurewebsites.net/api/ExclusiveFunction, got %q", raw)
+	}
+	if u.User != nil {
+		return nil, errors.New("must not contain user credentials")
+	}
+	if u.Fragment != "" {
+		return nil, errors.New("must not contain a fragment (#...)")
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("uses plain http to %q: use https (plain http is allowed only to loopback hosts)", u.Hostname())
+		}
+	default:
+		return nil, fmt.Errorf("must use https, got scheme %q", u.Scheme)
+	}
+	return u, nil
+}
+
+func stripURLErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+const listenHost = "127.0.0.1"
+
+// ListenAddr returns 127.0.0.1:<port> with the port from FUNCTIONS_CUSTOMHANDLER_PORT,
+// else PORT, else DefaultPort. A value that is not a port number (0–65535) is an error
+// naming the variable.
+func ListenAddr(getenv func(string) string) (string, error) {
+	port := DefaultPort
+	for _, name := range []string{EnvCustomHandlerPort, EnvPort} {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			return "", fmt.Errorf("%w: %s must be a TCP port number (0-65535), got %q", ErrConfig, name, v)
+		}
+		port = n
+		break
+	}
+	return net.JoinHostPort(listenHost, strconv.Itoa(port)), nil
+}

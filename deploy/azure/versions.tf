@@ -1,0 +1,42 @@
+# Providers. azurerm 4.x: azurerm_function_app_flex_consumption, whose runtime_name
+# validation accepts "custom" (webapps.RuntimeNameCustom in the provider's
+# internal/services/appservice/function_app_flex_consumption_resource.go), and
+# azurerm_storage_container.storage_account_id. azuread 3.x renamed application_id to
+# client_id; this configuration uses client_id throughout. No other provider is used:
+# terraform_data (code deployment) is built into Terraform >= 1.4.
+terraform {
+  required_version = ">= 1.6.0"
+
+  required_providers {
+    azurerm = {
+      source  = "hashicorp/azurerm"
+      version = "~> 4.30"
+    }
+    azuread = {
+      source  = "hashicorp/azuread"
+      version = "~> 3.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = "~> 3.6"
+    }
+  }
+}
+
+provider "azurerm" {
+  # null: taken from ARM_SUBSCRIPTION_ID (azurerm 4.x requires one of the two).
+  subscription_id = var.subscription_id
+
+  features {
+    resource_group {
+      # Application Insights adds a smart-detector alert rule to the resource group on
+      # its own; without this, `terraform destroy` refuses to delete the group.
+      prevent_deletion_if_contains_resources = false
+    }
+  }
+}
+
+provider "azuread" {
+  # null: the tenant of the signed-in Azure CLI account (or ARM_TENANT_ID).
+  tenant_id = var.tenant_id
+}
