@@ -247,25 +247,6 @@ func TestConfigFromEnvNilGetenv(t *testing.T) {
 	}
 }
 
-func TestEnvVarsDocumented(t *testing.T) {
-	var readme []byte
-	var err error
-	for _, name := range []string{"README_SECTION.md", "README.md", filepath.Join("..", "README.md")} {
-		if readme, err = os.ReadFile(name); err == nil && strings.Contains(string(readme), "AUTHMW_") {
-			break
-		}
-		readme = nil
-	}
-	if readme == nil {
-		t.Skip("no README documenting AUTHMW_* variables found")
-	}
-	for _, k := range EnvVars {
-		if !strings.Contains(string(readme), "`"+k+"`") {
-			t.Errorf("%s is not documented", k)
-		}
-	}
-}
-
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {

@@ -9,12 +9,13 @@ import (
 	"github.com/f2fauth/f2fauth/callee"
 )
 
-// The callee listens on 127.0.0.1 and the port the Functions host gives it.
+// The callee listens on 127.0.0.1 (or CALLEE_LISTEN_HOST) and the port the Functions host gives it.
 func ExampleListenAddr() {
 	env := map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "34567"}
 	addr, _ := callee.ListenAddr(func(k string) string { return env[k] })
 	fmt.Println(addr)
-	_, err := callee.ListenAddr(func(string) string { return "eighty" })
+	bad := map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "eighty"}
+	_, err := callee.ListenAddr(func(k string) string { return bad[k] })
 	fmt.Println(err)
 	// Output:
 	// 127.0.0.1:34567

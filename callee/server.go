@@ -289,10 +289,18 @@ func safeRealm(host string) string {
 	}, host)
 }
 
-// ListenAddr returns 127.0.0.1:<port> with the port from FUNCTIONS_CUSTOMHANDLER_PORT,
-// else PORT, else DefaultPort. A value that is not a port number (0–65535) is an error
-// naming the variable.
+// ListenAddr returns <host>:<port>: the host from CALLEE_LISTEN_HOST (default 127.0.0.1,
+// where the Functions host dials; set 0.0.0.0 on a container platform), the port from
+// FUNCTIONS_CUSTOMHANDLER_PORT, else PORT, else DefaultPort. A value that is not an IP
+// address (or "localhost") or not a port number (0–65535) is an error naming the variable.
 func ListenAddr(getenv func(string) string) (string, error) {
+	host := listenHost
+	if v := strings.TrimSpace(getenv(EnvListenHost)); v != "" {
+		if v != "localhost" && net.ParseIP(v) == nil {
+			return "", fmt.Errorf("%w: %s must be an IP address such as 127.0.0.1 or 0.0.0.0, got %q", ErrConfig, EnvListenHost, v)
+		}
+		host = v
+	}
 	port := DefaultPort
 	for _, name := range []string{EnvCustomHandlerPort, EnvPort} {
 		v := strings.TrimSpace(getenv(name))
@@ -306,7 +314,7 @@ func ListenAddr(getenv func(string) string) (string, error) {
 		port = n
 		break
 	}
-	return net.JoinHostPort(listenHost, strconv.Itoa(port)), nil
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
 
 // LogLevel parses CALLEE_LOG_LEVEL: debug, info (default), warn or error.

@@ -135,6 +135,8 @@ func TestListenAddr(t *testing.T) {
 		{"PORT fallback", map[string]string{"PORT": "9000"}, "127.0.0.1:9000", ""},
 		{"not a number", map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "eighty"}, "", "FUNCTIONS_CUSTOMHANDLER_PORT"},
 		{"out of range", map[string]string{"PORT": "70000"}, "", "PORT"},
+		{"container listen host", map[string]string{"CALLEE_LISTEN_HOST": "0.0.0.0", "PORT": "9000"}, "0.0.0.0:9000", ""},
+		{"bad listen host", map[string]string{"CALLEE_LISTEN_HOST": "example.com"}, "", "CALLEE_LISTEN_HOST"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ListenAddr(func(k string) string { return tc.env[k] })

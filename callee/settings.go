@@ -7,10 +7,13 @@ package callee
 const (
 	// EnvLogLevel sets the log level: debug, info (default), warn or error.
 	EnvLogLevel = "CALLEE_LOG_LEVEL"
+	// EnvListenHost is the address to listen on: 127.0.0.1 (default, where the Functions
+	// host dials) or, on a container platform, 0.0.0.0.
+	EnvListenHost = "CALLEE_LISTEN_HOST"
 )
 
 // Settings lists the callee's own app settings; the AUTHMW_* ones are in authmw.EnvVars.
-var Settings = []string{EnvLogLevel}
+var Settings = []string{EnvLogLevel, EnvListenHost}
 
 // RequiredSettings lists the app settings a deployment must set for the callee.
 var RequiredSettings = []string{"AUTHMW_AUDIENCES"}
