@@ -64,6 +64,11 @@ func (m *Middleware) authenticate(r *http.Request) (*Principal, *Error) {
 		case Return403:
 			herr = &Error{Kind: ErrForbidden, Reason: ReasonAnonymousForbidden}
 		}
+		// Until the keys are loaded a protected route answers 503 for everyone: a
+		// client should retry rather than conclude its (absent) token is the problem.
+		if !m.Ready() {
+			herr = notReady("no token, and the issuers' signing keys are not loaded yet", nil)
+		}
 	}
 	if herr != nil {
 		if audit {

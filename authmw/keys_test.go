@@ -94,6 +94,9 @@ func TestIssuerDownBeforeNew(t *testing.T) {
 	if e2.m.Ready() {
 		t.Fatal("Ready while the issuer is down")
 	}
+	if r := e2.get(""); r.status != 503 || reasonOf(r) != ReasonKeysUnavailable || r.header.Get("Retry-After") != retryAfterSeconds {
+		t.Fatalf("no token while down: %d %q Retry-After=%q", r.status, reasonOf(r), r.header.Get("Retry-After"))
+	}
 	e2.idp.SetDown(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -102,6 +105,9 @@ func TestIssuerDownBeforeNew(t *testing.T) {
 	}
 	if r := e2.get(tok); r.status != 200 {
 		t.Fatalf("after recovery: %d %s", r.status, r.body)
+	}
+	if r := e2.get(""); r.status != 401 || reasonOf(r) != ReasonMissingToken {
+		t.Fatalf("no token after recovery: %d %q", r.status, reasonOf(r))
 	}
 }
 
