@@ -1,7 +1,6 @@
 package authmw
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,25 +10,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/f2fauth/f2fauth/internal/testutil"
 )
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output from concurrent writers.
+type syncBuffer = testutil.SyncBuffer
 
 // waitFor polls cond until it is true or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {

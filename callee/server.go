@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/f2fauth/f2fauth/authmw"
+	"github.com/f2fauth/f2fauth/internal/customhandler"
 )
 
 // Routes the callee serves. ReadyPath is the Functions host's readiness probe and is
@@ -301,18 +302,9 @@ func ListenAddr(getenv func(string) string) (string, error) {
 		}
 		host = v
 	}
-	port := DefaultPort
-	for _, name := range []string{EnvCustomHandlerPort, EnvPort} {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			continue
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 65535 {
-			return "", fmt.Errorf("%w: %s must be a TCP port number (0-65535), got %q", ErrConfig, name, v)
-		}
-		port = n
-		break
+	port, err := customhandler.Port(getenv)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }

@@ -2,6 +2,8 @@
 // protected by authmw. Its executable is callee/functionapp.
 package callee
 
+import "github.com/f2fauth/f2fauth/internal/customhandler"
+
 // App settings the callee reads besides the AUTHMW_* settings of package authmw
 // (authmw.EnvVars). A test in deploy/ checks that no template drifts from these lists.
 const (
@@ -22,10 +24,10 @@ var RequiredSettings = []string{"AUTHMW_AUDIENCES"}
 // are not app settings and are therefore not in [Settings].
 const (
 	// EnvCustomHandlerPort is the port the Functions host tells a custom handler to listen on.
-	EnvCustomHandlerPort = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	EnvCustomHandlerPort = customhandler.EnvPort
 	// EnvPort is the fallback port (container platforms); the default is [DefaultPort].
-	EnvPort = "PORT"
+	EnvPort = customhandler.EnvFallbackPort
 )
 
 // DefaultPort is the port used when neither FUNCTIONS_CUSTOMHANDLER_PORT nor PORT is set.
-const DefaultPort = 8080
+const DefaultPort = customhandler.DefaultPort

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/f2fauth/f2fauth/internal/customhandler"
 	"github.com/f2fauth/f2fauth/tokencache"
 )
 
@@ -221,18 +222,9 @@ const listenHost = "127.0.0.1"
 // else PORT, else DefaultPort. A value that is not a port number (0–65535) is an error
 // naming the variable.
 func ListenAddr(getenv func(string) string) (string, error) {
-	port := DefaultPort
-	for _, name := range []string{EnvCustomHandlerPort, EnvPort} {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			continue
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 65535 {
-			return "", fmt.Errorf("%w: %s must be a TCP port number (0-65535), got %q", ErrConfig, name, v)
-		}
-		port = n
-		break
+	port, err := customhandler.Port(getenv)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return net.JoinHostPort(listenHost, strconv.Itoa(port)), nil
 }

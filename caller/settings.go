@@ -2,6 +2,8 @@
 // callee with its managed identity. Its executable is caller/functionapp.
 package caller
 
+import "github.com/f2fauth/f2fauth/internal/customhandler"
+
 // App settings (environment variables) the caller reads. Terraform and the local run set
 // exactly these; a test in deploy/ checks that no template drifts from this list.
 const (
@@ -34,10 +36,10 @@ var RequiredSettings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule}
 // are therefore not in [Settings].
 const (
 	// EnvCustomHandlerPort is the port the Functions host tells a custom handler to listen on.
-	EnvCustomHandlerPort = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	EnvCustomHandlerPort = customhandler.EnvPort
 	// EnvPort is the fallback port; the default is [DefaultPort].
-	EnvPort = "PORT"
+	EnvPort = customhandler.EnvFallbackPort
 )
 
 // DefaultPort is the port used when neither FUNCTIONS_CUSTOMHANDLER_PORT nor PORT is set.
-const DefaultPort = 8080
+const DefaultPort = customhandler.DefaultPort

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/f2fauth/f2fauth/internal/testutil"
 
 	"github.com/f2fauth/f2fauth/internal/e2e"
 	"github.com/f2fauth/f2fauth/internal/localidp"
@@ -95,23 +96,8 @@ func newIdentity(t *testing.T, name string, withRole bool) *localidp.ManagedIden
 	return m
 }
 
-// syncBuffer collects a child's logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output from concurrent writers.
+type syncBuffer = testutil.SyncBuffer
 
 // startCaller runs a caller child for m. At cleanup it stops the child and fails the
 // test if the child's output contains the identity header or anything token-shaped.

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/f2fauth/f2fauth/internal/testutil"
+
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -700,22 +702,7 @@ func TestVerifyReturnsKID(t *testing.T) {
 }
 
 // syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // TestLogging: fetch failures, skipped keys and key changes are logged by
 // kid; key material never is.
