@@ -3,11 +3,8 @@ package authmw
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -20,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/f2fauth/f2fauth/internal/testutil"
 
 	"github.com/f2fauth/f2fauth/internal/localidp"
 )
@@ -42,21 +41,7 @@ func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) 
 func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *logBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *logBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type logBuffer = testutil.SyncBuffer
 
 // testEnv is a local identity platform, a Middleware trusting its tenant and an
 // HTTP server protected by the Middleware.
@@ -279,35 +264,14 @@ func (e *testEnv) lastDecision() Decision {
 
 // forge builds a compact JWS from header and claims, signed by sign (nil: no signature).
 func forge(header, claims map[string]any, sign func(signingInput []byte) []byte) string {
-	h, _ := json.Marshal(header)
 	c, _ := json.Marshal(claims)
-	enc := base64.RawURLEncoding
-	in := enc.EncodeToString(h) + "." + enc.EncodeToString(c)
-	var sig []byte
-	if sign != nil {
-		sig = sign([]byte(in))
-	}
-	return in + "." + enc.EncodeToString(sig)
+	return testutil.Compact(header, c, sign)
 }
 
-func rs256(key *rsa.PrivateKey) func([]byte) []byte {
-	return func(in []byte) []byte {
-		sum := sha256.Sum256(in)
-		s, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
-		if err != nil {
-			panic(err)
-		}
-		return s
-	}
-}
-
-func hs256(key []byte) func([]byte) []byte {
-	return func(in []byte) []byte {
-		m := hmac.New(sha256.New, key)
-		m.Write(in)
-		return m.Sum(nil)
-	}
-}
+var (
+	rs256 = testutil.RS256
+	hs256 = testutil.HS256
+)
 
 var (
 	attackerKeyOnce sync.Once

@@ -6,10 +6,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -18,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/f2fauth/f2fauth/internal/testutil"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -170,36 +170,13 @@ var b64 = base64.RawURLEncoding
 // signature over the signing input (nil sign = empty signature).
 func craft(t testing.TB, header map[string]any, payload string, sign func(input []byte) []byte) string {
 	t.Helper()
-	h, err := json.Marshal(header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	input := b64.EncodeToString(h) + "." + b64.EncodeToString([]byte(payload))
-	var sig []byte
-	if sign != nil {
-		sig = sign([]byte(input))
-	}
-	return input + "." + b64.EncodeToString(sig)
+	return testutil.Compact(header, []byte(payload), sign)
 }
 
-func rs256(priv *rsa.PrivateKey) func([]byte) []byte {
-	return func(in []byte) []byte {
-		d := sha256.Sum256(in)
-		s, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, d[:])
-		if err != nil {
-			panic(err)
-		}
-		return s
-	}
-}
-
-func hs256(secret []byte) func([]byte) []byte {
-	return func(in []byte) []byte {
-		m := hmac.New(sha256.New, secret)
-		m.Write(in)
-		return m.Sum(nil)
-	}
-}
+var (
+	rs256 = testutil.RS256
+	hs256 = testutil.HS256
+)
 
 // signJOSE signs with go-jose (any algorithm it supports).
 func signJOSE(t testing.TB, alg jose.SignatureAlgorithm, priv any, kid string, payload string) string {
