@@ -16,57 +16,54 @@ type cacheEntry struct {
 	gen      uint64 // policy generation it was verified under
 }
 
-// tokenCache maps a raw token to its verification result. It is bounded: when
-// full, expired entries and then arbitrary ones are evicted. The key is the token
-// itself, so a hit can never be another token's result.
+// tokenCache maps a raw token to its verification result. It is bounded by two
+// generations: entries go into cur; when cur holds half the bound it becomes old
+// and the previous old is dropped whole. A lookup checks cur, then old. This keeps
+// inserts O(1) with no sweeps or tombstones, and holds at most max entries. (A
+// token dropped early is simply verified again.) The key is the token itself, so a
+// hit can never be another token's result.
 type tokenCache struct {
 	max int // <= 0: disabled
 	mu  sync.RWMutex
-	m   map[string]*cacheEntry
+	cur map[string]*cacheEntry
+	old map[string]*cacheEntry
 }
 
 func newTokenCache(max int) *tokenCache {
 	c := &tokenCache{max: max}
 	if max > 0 {
-		c.m = make(map[string]*cacheEntry, min(max, 1024))
+		c.cur = make(map[string]*cacheEntry, c.genSize())
 	}
 	return c
 }
+
+// genSize is the capacity of one generation.
+func (c *tokenCache) genSize() int { return max(1, c.max/2) }
 
 func (c *tokenCache) get(raw string) *cacheEntry {
 	if c.max <= 0 {
 		return nil
 	}
 	c.mu.RLock()
-	e := c.m[raw]
+	e, ok := c.cur[raw]
+	if !ok {
+		e = c.old[raw]
+	}
 	c.mu.RUnlock()
 	return e
 }
 
-func (c *tokenCache) put(raw string, e *cacheEntry, now time.Time) {
+func (c *tokenCache) put(raw string, e *cacheEntry) {
 	if c.max <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		// Evict expired entries, then as many arbitrary ones as needed (map
-		// iteration order is randomised) plus a little headroom.
-		for k, v := range c.m {
-			if !now.Before(v.deadline) {
-				delete(c.m, k)
-			}
-		}
-		excess := len(c.m) - c.max + 1 + c.max/16
-		for k := range c.m {
-			if excess <= 0 {
-				break
-			}
-			delete(c.m, k)
-			excess--
-		}
+	if len(c.cur) >= c.genSize() {
+		c.old = c.cur
+		c.cur = make(map[string]*cacheEntry, c.genSize())
 	}
-	c.m[raw] = e
+	c.cur[raw] = e
 }
 
 func (c *tokenCache) remove(raw string) {
@@ -74,7 +71,8 @@ func (c *tokenCache) remove(raw string) {
 		return
 	}
 	c.mu.Lock()
-	delete(c.m, raw)
+	delete(c.cur, raw)
+	delete(c.old, raw)
 	c.mu.Unlock()
 }
 
@@ -84,7 +82,8 @@ func (c *tokenCache) purgeAll() {
 		return
 	}
 	c.mu.Lock()
-	clear(c.m)
+	clear(c.cur)
+	c.old = nil
 	c.mu.Unlock()
 }
 
@@ -98,9 +97,11 @@ func (c *tokenCache) purgeKIDs(kids []string) {
 		set[k] = struct{}{}
 	}
 	c.mu.Lock()
-	for k, v := range c.m {
-		if _, ok := set[v.kid]; ok {
-			delete(c.m, k)
+	for _, m := range []map[string]*cacheEntry{c.cur, c.old} {
+		for k, v := range m {
+			if _, ok := set[v.kid]; ok {
+				delete(m, k)
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -109,5 +110,5 @@ func (c *tokenCache) purgeKIDs(kids []string) {
 func (c *tokenCache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return len(c.m)
+	return len(c.cur) + len(c.old)
 }

@@ -4,9 +4,6 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// echoPrincipalKey is the echo.Context key under which Echo also stores the Principal.
-const echoPrincipalKey = "authmw.principal"
-
 // Echo returns native echo middleware over the same core as [Middleware.Handler].
 //
 // On success the [Principal] is put on the request's context (so [PrincipalFrom]
@@ -29,7 +26,6 @@ func (m *Middleware) Echo() echo.MiddlewareFunc {
 			}
 			if p != nil {
 				c.SetRequest(r.WithContext(WithPrincipal(r.Context(), p)))
-				c.Set(echoPrincipalKey, p)
 			}
 			return next(c)
 		}
@@ -37,9 +33,8 @@ func (m *Middleware) Echo() echo.MiddlewareFunc {
 }
 
 // EchoPrincipal returns the Principal that [Middleware.Echo] authenticated for c.
+// It reads the request's context (not an echo.Context string key, which a handler
+// could overwrite and which costs echo a map per request).
 func EchoPrincipal(c echo.Context) (*Principal, bool) {
-	if p, ok := c.Get(echoPrincipalKey).(*Principal); ok && p != nil {
-		return p, true
-	}
 	return PrincipalFrom(c.Request().Context())
 }

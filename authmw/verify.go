@@ -50,7 +50,7 @@ func (m *Middleware) verify(ctx context.Context, raw string, st *policyState) (*
 	if err != nil {
 		return nil, false, err
 	}
-	m.cache.put(raw, &cacheEntry{p: p, deadline: deadline, kid: p.KeyID, keys: keys, gen: st.gen}, now)
+	m.cache.put(raw, &cacheEntry{p: p, deadline: deadline, kid: p.KeyID, keys: keys, gen: st.gen})
 	return p, false, nil
 }
 
