@@ -59,11 +59,15 @@ type fixture struct {
 	logs *lockedBuffer
 }
 
+var fixtureSeq atomic.Int64
+
 // newFixture builds a Caller for calleeURL with its own identity and audience and
 // serves its Handler on loopback.
 func newFixture(t testing.TB, calleeURL string, mutate func(*Config)) *fixture {
 	t.Helper()
-	aud := "api://callee-" + guid(t.Name())
+	// A fresh audience per fixture: MSAL caches managed-identity tokens process-wide
+	// by resource, so a repeated test (-count=N) must not find the last one's token.
+	aud := fmt.Sprintf("api://callee-%s-%d", guid(t.Name()), fixtureSeq.Add(1))
 	mi, err := testPlatform.AddIdentity(localidp.Identity{Name: t.Name(), ClientID: guid("client " + t.Name()), ObjectID: guid("object " + t.Name()),
 		AppRoles: map[string][]string{aud: {"Exclusive.Invoke"}}})
 	if err != nil {

@@ -57,7 +57,12 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := e2e.StartCallee(ctx, e2e.CalleeSettings(p, audience, appRole, allowed...), nil)
+	settings := e2e.CalleeSettings(p, audience, appRole, allowed...)
+	// TestKeyRotationMidRun rotates the shared issuer's key; with -count=N each
+	// iteration rotates again, so the callee must be allowed another unknown-kid
+	// refetch well within one iteration (the default interval is 30 s).
+	settings["AUTHMW_UNKNOWN_KEY_INTERVAL"] = "1s"
+	c, err := e2e.StartCallee(ctx, settings, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start callee:", err)
 		return 1
