@@ -62,15 +62,7 @@ func startMI(t *testing.T) *localidp.ManagedIdentity {
 
 func TestIntegrationColdBurstOneRequest(t *testing.T) {
 	m := startMI(t)
-	cred, err := NewManagedIdentityCredential("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(cred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newMICache(t, nil)
 
 	sc := uniqueScope("burst")
 	const N = 50
@@ -107,15 +99,7 @@ func TestIntegrationSequentialOneRequest(t *testing.T) {
 		t.Run(lifetime.String(), func(t *testing.T) {
 			m := startMI(t)
 			m.SetTokenLifetime(lifetime)
-			cred, err := NewManagedIdentityCredential("")
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := New(cred, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := newMICache(t, nil)
 			sc := uniqueScope("seq")
 			for i := range 500 {
 				if _, err := c.GetToken(context.Background(), opts(sc)); err != nil {
@@ -171,16 +155,8 @@ func TestIntegrationEndpointFailingAfterFirstToken(t *testing.T) {
 	// MSAL does not cache a 4-minute token, so every refresh reaches the
 	// endpoint; the fake clock (for tokencache only) walks through its life.
 	m.SetTokenLifetime(4 * time.Minute)
-	cred, err := NewManagedIdentityCredential("")
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &fakeClock{now: time.Now()}
-	c, err := New(cred, &Options{Now: clk.Now, Rand: func() float64 { return 0 }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newMICache(t, &Options{Now: clk.Now, Rand: func() float64 { return 0 }})
 	sc := uniqueScope("outage")
 	ctx := context.Background()
 	first, err := c.GetToken(ctx, opts(sc))
@@ -242,16 +218,8 @@ func TestIntegrationEndpointFailingAfterFirstToken(t *testing.T) {
 func TestIntegrationRefreshAheadGetsNewToken(t *testing.T) {
 	m := startMI(t)
 	m.SetTokenLifetime(4 * time.Minute)
-	cred, err := NewManagedIdentityCredential("")
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &fakeClock{now: time.Now()}
-	c, err := New(cred, &Options{Now: clk.Now, Rand: func() float64 { return 0 }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newMICache(t, &Options{Now: clk.Now, Rand: func() float64 { return 0 }})
 	sc := uniqueScope("ahead")
 	first, err := c.GetToken(context.Background(), opts(sc))
 	if err != nil {
@@ -279,15 +247,7 @@ func TestIntegrationRefreshAheadGetsNewToken(t *testing.T) {
 // credential, and sends requests to an HTTPS test service.
 func TestIntegrationAzureSDKPipeline(t *testing.T) {
 	m := startMI(t)
-	cred, err := NewManagedIdentityCredential("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(cred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newMICache(t, nil)
 	var authorized atomic.Int64
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ey") {
@@ -325,15 +285,7 @@ func TestIntegrationAzureSDKPipeline(t *testing.T) {
 // credential to a loopback service.
 func TestIntegrationTransport(t *testing.T) {
 	m := startMI(t)
-	cred, err := NewManagedIdentityCredential("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(cred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newMICache(t, nil)
 	var authorized atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ey") {
@@ -352,4 +304,20 @@ func TestIntegrationTransport(t *testing.T) {
 	if authorized.Load() != 10 || m.Requests() != 1 {
 		t.Fatalf("authorized = %d (want 10), endpoint requests = %d (want 1)", authorized.Load(), m.Requests())
 	}
+}
+
+// newMICache returns a Cache over the real system-assigned ManagedIdentityCredential
+// (the environment points it at the test's local endpoint), closed when t ends.
+func newMICache(t *testing.T, o *Options) *Cache {
+	t.Helper()
+	cred, err := NewManagedIdentityCredential("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(cred, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
