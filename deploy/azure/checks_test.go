@@ -412,10 +412,11 @@ func deployStepProblems(c *tfConfig) []string {
 			msgs = append(msgs, fmt.Sprintf("%s: config-zip has no %s flag (the package is passed with --src)", key, f))
 		}
 	}
-	for _, want := range []string{"--src", "--ids"} {
-		if !slices.Contains(flags, want) {
-			msgs = append(msgs, fmt.Sprintf("%s: config-zip is run without %s (want --ids <app resource ID> --src <zip>: without --ids it deploys into the CLI's default subscription, not necessarily Terraform's)", key, want))
-		}
+	if !slices.Contains(flags, "--src") {
+		msgs = append(msgs, fmt.Sprintf("%s: config-zip is run without --src (the zip to deploy)", key))
+	}
+	if !slices.Contains(flags, "--ids") {
+		msgs = append(msgs, fmt.Sprintf("%s: config-zip is run without --ids <app resource ID>: by name it deploys into the CLI's default subscription, not necessarily the one Terraform used", key))
 	}
 	for _, f := range []string{"--resource-group", "-g", "--name", "-n", "--subscription"} {
 		if slices.Contains(flags, f) {

@@ -282,3 +282,123 @@ func TestTemplateMutationsAreCaught(t *testing.T) {
 		})
 	}
 }
+
+func TestConstraintLowerBound(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want string
+		err  bool
+	}{
+		{"~> 4.58", "4.58.0", false},
+		{"~> 4.58.1", "4.58.1", false},
+		{">= 4.31.0, < 5.0.0", "4.31.0", false},
+		{"4.39.0", "4.39.0", false},
+		{"= 3.0.0", "3.0.0", false},
+		{"> 4.30.0", "4.30.1", false},
+		{"< 5.0.0", "", true},
+		{"~> four", "", true},
+	} {
+		got, err := constraintLowerBound(tt.in)
+		if tt.err {
+			if err == nil {
+				t.Errorf("constraintLowerBound(%q) = %s, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got.String() != tt.want {
+			t.Errorf("constraintLowerBound(%q) = %s, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestPlanAppSettings checks the ignore_changes emulation the re-apply check relies on.
+func TestPlanAppSettings(t *testing.T) {
+	config := map[string]string{"AzureWebJobsStorage": `""`, "A": "1"}
+	prior := map[string]string{"A": "1"} // the provider dropped AzureWebJobsStorage on read
+	if d := planAppSettings(config, prior, nil, false); strings.Join(d, ",") != "AzureWebJobsStorage" {
+		t.Errorf("without ignore_changes diff = %q, want [AzureWebJobsStorage]", d)
+	}
+	if d := planAppSettings(config, prior, map[string]bool{"AzureWebJobsStorage": true}, false); len(d) != 0 {
+		t.Errorf("with ignore_changes diff = %q, want none", d)
+	}
+	changed := map[string]string{"AzureWebJobsStorage": `""`, "A": "2"}
+	if d := planAppSettings(changed, prior, map[string]bool{"AzureWebJobsStorage": true}, false); strings.Join(d, ",") != "A" {
+		t.Errorf("a real change diff = %q, want [A]", d)
+	}
+	if d := planAppSettings(changed, prior, nil, true); len(d) != 0 {
+		t.Errorf("ignoring all of app_settings diff = %q, want none", d)
+	}
+}
+
+// TestLockProblems checks the lock-file policy on synthetic lock files.
+func TestLockProblems(t *testing.T) {
+	c := config(t)
+	cons, _ := requiredProviders(c)
+	var good strings.Builder
+	for _, p := range sortedKeys(cons) {
+		low, err := constraintLowerBound(cons[p])
+		if err != nil {
+			t.Fatal(err)
+		}
+		good.WriteString("provider \"registry.terraform.io/hashicorp/" + p + "\" {\n  version = \"" + low.String() + "\"\n  constraints = \"" + cons[p] + "\"\n  hashes = []\n}\n")
+	}
+	if msgs := lockProblems(c, []byte(good.String())); len(msgs) != 0 {
+		t.Errorf("a lock at the floor is refused: %q", msgs)
+	}
+	stale := strings.Replace(good.String(), `version = "4.58.0"`, `version = "4.30.0"`, 1)
+	stale = strings.Replace(stale, `constraints = "~> 4.58"`, `constraints = "~> 4.30"`, 1)
+	if stale == good.String() {
+		t.Fatal("the synthetic lock has no azurerm 4.58.0 entry to age")
+	}
+	msgs := strings.Join(lockProblems(c, []byte(stale)), "\n")
+	for _, want := range []string{`locks azurerm with constraints "~> 4.30"`, "locks azurerm 4.30.0, below the floor 4.58.0"} {
+		if !strings.Contains(msgs, want) {
+			t.Errorf("stale lock problems %q do not mention %q", msgs, want)
+		}
+	}
+	if msgs := lockProblems(c, []byte("")); len(msgs) != len(cons) {
+		t.Errorf("an empty lock gives %q, want one problem per provider", msgs)
+	}
+}
+
+// TestSchemaWalkerBlocks checks the schema walk on nested and dynamic blocks.
+func TestSchemaWalkerBlocks(t *testing.T) {
+	c, err := parseConfig(map[string][]byte{"x.tf": []byte(`
+resource "azurerm_function_app_flex_consumption" "x" {
+  name                        = "x"
+  location                    = "l"
+  resource_group_name         = "g"
+  service_plan_id             = "p"
+  runtime_name                = "custom"
+  runtime_version             = "1.0"
+  storage_container_type      = "blobContainer"
+  storage_container_endpoint  = "e"
+  default_hostname            = "set"
+  site_config = {}
+  dynamic "identiti" {
+    for_each = []
+    content {}
+  }
+  identity {
+    type   = "SystemAssigned"
+    colour = "blue"
+  }
+}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(schemaProblems(c, mustSchema()), "\n")
+	for _, want := range []string{
+		"default_hostname is read-only",
+		"site_config is a block, not an argument",
+		`unsupported block type "identiti" (did you mean "identity"?)`,
+		`.identity (line 19): unsupported argument "colour"`,
+		`at least 1 "site_config" block(s) required`,
+		`missing required argument "storage_authentication_type"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("schema problems do not mention %q:\n%s", want, got)
+		}
+	}
+}
