@@ -4,13 +4,17 @@
 # The app_settings maps below are checked by terraform_test.go against the names the
 # code reads (caller.Settings / caller.RequiredSettings, callee.Settings /
 # callee.RequiredSettings, authmw.EnvVars): a name set here that the code does not read
-# fails the test. Platform settings (AzureWebJobsStorage*, APPLICATIONINSIGHTS_*,
-# FUNCTIONS_*, WEBSITE_*) are exempt.
+# fails the test. Platform settings are checked against explicit lists instead
+# (flexRequiredSettings / flexForbiddenSettings in checks_test.go): Flex Consumption
+# refuses FUNCTIONS_WORKER_RUNTIME, WEBSITE_RUN_FROM_PACKAGE and the like.
 
 locals {
   # Host storage through the app's system-assigned identity. The provider writes an
   # AzureWebJobsStorage connection string (without a key) for identity-based deployment
   # storage; the empty value overrides it so the host uses the __accountName form.
+  # The provider drops that key from state on read (azurerm #29149), so every app
+  # ignores changes to it (lifecycle below) and terraform_data.host_storage_* sets it
+  # back to "" after any update (deploy.tf; docs/deploy-azure.md explains why both).
   # __credential pins the system-assigned identity: without it the host's credential
   # would follow AZURE_CLIENT_ID, which names the caller's user-assigned identity.
   platform_settings = {
@@ -65,6 +69,10 @@ resource "azurerm_function_app_flex_consumption" "caller" {
   # See deploy.tf: only used with code_deployment = "provider".
   zip_deploy_file = var.code_deployment == "provider" ? local.caller_zip : null
 
+  # Publishing with basic-auth credentials is only needed by zip_deploy_file (the
+  # provider pushes to Kudu with them); the Azure CLI path uses your Entra token.
+  webdeploy_publish_basic_authentication_enabled = var.code_deployment == "provider"
+
   identity {
     type         = local.caller_uses_user_assigned ? "SystemAssigned, UserAssigned" : "SystemAssigned"
     identity_ids = local.caller_uses_user_assigned ? [var.caller_user_assigned_identity_id] : null
@@ -79,6 +87,11 @@ resource "azurerm_function_app_flex_consumption" "caller" {
     local.caller_settings,
     local.caller_uses_user_assigned ? { AZURE_CLIENT_ID = data.azurerm_user_assigned_identity.caller[0].client_id } : {},
   )
+
+  lifecycle {
+    # The provider drops AzureWebJobsStorage from state; see platform_settings.
+    ignore_changes = [app_settings["AzureWebJobsStorage"]]
+  }
 }
 
 resource "azurerm_function_app_flex_consumption" "callee" {
@@ -99,6 +112,10 @@ resource "azurerm_function_app_flex_consumption" "callee" {
 
   zip_deploy_file = var.code_deployment == "provider" ? local.callee_zip : null
 
+  # Publishing with basic-auth credentials is only needed by zip_deploy_file (the
+  # provider pushes to Kudu with them); the Azure CLI path uses your Entra token.
+  webdeploy_publish_basic_authentication_enabled = var.code_deployment == "provider"
+
   identity {
     type = "SystemAssigned"
   }
@@ -110,6 +127,16 @@ resource "azurerm_function_app_flex_consumption" "callee" {
   app_settings = merge(local.platform_settings, local.callee_settings)
 
   lifecycle {
+    # The provider drops AzureWebJobsStorage from state; see platform_settings.
+    ignore_changes = [app_settings["AzureWebJobsStorage"]]
+
+    # Managed identities live in the subscription's tenant; the app registration, its
+    # app role and AUTHMW_TENANT_ID are in the azuread provider's. They must be one.
+    precondition {
+      condition     = azurerm_function_app_flex_consumption.caller.identity[0].tenant_id == local.tenant_id
+      error_message = "The azuread provider's tenant (${local.tenant_id}) is not the tenant of the subscription's managed identities (${azurerm_function_app_flex_consumption.caller.identity[0].tenant_id}): set tenant_id (or ARM_TENANT_ID) to the subscription's tenant (az account show --query tenantId -o tsv)."
+    }
+
     postcondition {
       condition     = self.default_hostname == local.callee_hostname
       error_message = "The callee's default host name is ${self.default_hostname}, not the ${local.callee_hostname} that the caller's CALLEE_URL was derived from. Set app_service_dns_suffix to match and apply again."
@@ -136,6 +163,10 @@ resource "azurerm_function_app_flex_consumption" "rogue" {
 
   zip_deploy_file = var.code_deployment == "provider" ? local.caller_zip : null
 
+  # Publishing with basic-auth credentials is only needed by zip_deploy_file (the
+  # provider pushes to Kudu with them); the Azure CLI path uses your Entra token.
+  webdeploy_publish_basic_authentication_enabled = var.code_deployment == "provider"
+
   # Its own system-assigned identity: never assigned the app role, never allowed.
   identity {
     type = "SystemAssigned"
@@ -146,4 +177,9 @@ resource "azurerm_function_app_flex_consumption" "rogue" {
   }
 
   app_settings = merge(local.platform_settings, local.caller_settings)
+
+  lifecycle {
+    # The provider drops AzureWebJobsStorage from state; see platform_settings.
+    ignore_changes = [app_settings["AzureWebJobsStorage"]]
+  }
 }

@@ -82,4 +82,11 @@ resource "azuread_app_role_assignment" "caller" {
   app_role_id         = azuread_service_principal.callee.app_role_ids[var.app_role_value]
   principal_object_id = local.caller_principal_id
   resource_object_id  = azuread_service_principal.callee.object_id
+
+  lifecycle {
+    precondition {
+      condition     = azurerm_function_app_flex_consumption.caller.identity[0].tenant_id == local.tenant_id
+      error_message = "The azuread provider's tenant (${local.tenant_id}) is not the tenant of the caller's managed identity (${azurerm_function_app_flex_consumption.caller.identity[0].tenant_id}): set tenant_id (or ARM_TENANT_ID) to the subscription's tenant (az account show --query tenantId -o tsv)."
+    }
+  }
 }

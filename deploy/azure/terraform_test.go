@@ -33,14 +33,12 @@ var (
 // callee.RequiredSettings (issue 5: tenant, required roles, allowed identity, excluded path).
 var calleeMustSet = []string{"AUTHMW_TENANT_ID", "AUTHMW_REQUIRED_ROLES", "AUTHMW_ALLOWED_IDENTITIES", "AUTHMW_EXCLUDED_PATHS"}
 
-// isPlatformSetting reports whether an app setting is the platform's, not the code's.
+// isPlatformSetting reports whether an app setting is the platform's, not the code's:
+// one of the names listed in platformSettings. There is no prefix rule: a FUNCTIONS_* or
+// WEBSITE_* name not listed is reported, and flexForbiddenSettings says why.
 func isPlatformSetting(name string) bool {
-	for _, p := range []string{"AzureWebJobsStorage", "APPLICATIONINSIGHTS_", "FUNCTIONS_", "WEBSITE_"} {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
+	_, ok := platformSettings[name]
+	return ok
 }
 
 // settingsDrift compares the app settings a template sets with what the code reads. It

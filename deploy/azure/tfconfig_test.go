@@ -194,7 +194,20 @@ func (c *tfConfig) references() []reference {
 // of every object constructor it is built from, following merge(...), conditionals,
 // parentheses and local.X references. Keys that cannot be known statically are errors.
 func (c *tfConfig) settingKeys(e hclsyntax.Expression) (map[string]bool, error) {
-	keys := map[string]bool{}
+	vals, err := c.settingValues(e)
+	if err != nil {
+		return nil, err
+	}
+	keys := make(map[string]bool, len(vals))
+	for k := range vals {
+		keys[k] = true
+	}
+	return keys, nil
+}
+
+// settingValues is settingKeys with, for each name, every value expression it can take.
+func (c *tfConfig) settingValues(e hclsyntax.Expression) (map[string][]hclsyntax.Expression, error) {
+	vals := map[string][]hclsyntax.Expression{}
 	var walk func(e hclsyntax.Expression, depth int) error
 	walk = func(e hclsyntax.Expression, depth int) error {
 		if depth > 20 {
@@ -207,7 +220,7 @@ func (c *tfConfig) settingKeys(e hclsyntax.Expression) (map[string]bool, error) 
 				if err != nil {
 					return err
 				}
-				keys[k] = true
+				vals[k] = append(vals[k], item.ValueExpr)
 			}
 			return nil
 		case *hclsyntax.FunctionCallExpr:
@@ -244,7 +257,7 @@ func (c *tfConfig) settingKeys(e hclsyntax.Expression) (map[string]bool, error) 
 	if err := walk(e, 0); err != nil {
 		return nil, err
 	}
-	return keys, nil
+	return vals, nil
 }
 
 // literalKey returns an object constructor key that is a bare name or a literal string.

@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -42,18 +43,32 @@ var tfLength = function.New(&function.Spec{
 // error messages of the conditions that do not hold.
 func validate(t *testing.T, c *tfConfig, name string, value cty.Value) []string {
 	t.Helper()
+	failed, err := evalValidation(c, name, value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return failed
+}
+
+// evalValidation is validate without a *testing.T, for the template checks: the error
+// messages of the validation conditions of variable name that value does not meet.
+func evalValidation(c *tfConfig, name string, value cty.Value) ([]string, error) {
 	v, ok := c.variables[name]
 	if !ok {
-		t.Fatalf("variable %q is not declared", name)
+		return nil, fmt.Errorf("variable %q is not declared", name)
 	}
-	typ, diags := typeexpr.TypeConstraint(attr(t, v, "type").Expr)
+	ta, ok := v.Body.Attributes["type"]
+	if !ok {
+		return nil, fmt.Errorf("variable %q has no type", name)
+	}
+	typ, diags := typeexpr.TypeConstraint(ta.Expr)
 	if diags.HasErrors() {
-		t.Fatalf("variable %q type: %s", name, diags.Error())
+		return nil, fmt.Errorf("variable %q type: %s", name, diags.Error())
 	}
 	if !value.IsNull() {
 		cv, err := convert.Convert(value, typ)
 		if err != nil {
-			return []string{"type: " + err.Error()}
+			return []string{"type: " + err.Error()}, nil
 		}
 		value = cv
 	} else {
@@ -65,19 +80,28 @@ func validate(t *testing.T, c *tfConfig, name string, value cty.Value) []string 
 	}
 	var failed []string
 	for _, vb := range nested(v, "validation") {
-		cond, diags := attr(t, vb, "condition").Expr.Value(ctx)
+		ca, ok := vb.Body.Attributes["condition"]
+		if !ok {
+			return nil, fmt.Errorf("variable %q: validation without condition", name)
+		}
+		cond, diags := ca.Expr.Value(ctx)
 		if diags.HasErrors() {
-			t.Fatalf("variable %q: validation condition for %#v: %s", name, value, diags.Error())
+			return nil, fmt.Errorf("variable %q: validation condition for %#v: %s", name, value, diags.Error())
 		}
 		if cond.IsNull() || !cond.IsKnown() || cond.Type() != cty.Bool {
-			t.Fatalf("variable %q: condition is not a known bool for %#v", name, value)
+			return nil, fmt.Errorf("variable %q: condition is not a known bool for %#v", name, value)
 		}
 		if cond.False() {
-			msg, _ := attr(t, vb, "error_message").Expr.Value(nil)
-			failed = append(failed, msg.AsString())
+			msg := "(no error_message)"
+			if ma, ok := vb.Body.Attributes["error_message"]; ok {
+				if mv, d := ma.Expr.Value(nil); !d.HasErrors() && mv.Type() == cty.String {
+					msg = mv.AsString()
+				}
+			}
+			failed = append(failed, msg)
 		}
 	}
-	return failed
+	return failed, nil
 }
 
 // TestVariableDefaultsPassValidation evaluates each variable's validation against its
@@ -122,7 +146,10 @@ func TestVariableValidation(t *testing.T) {
 		{"subscription_id", s("my-subscription"), false},
 		{"tenant_id", s("contoso.onmicrosoft.com"), false},
 		{"caller_user_assigned_identity_id", s("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/caller-id"), true},
-		{"caller_user_assigned_identity_id", s("/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/microsoft.managedidentity/userassignedidentities/caller-id"), true},
+		// The provider parses the ID case-sensitively ("resourceGroups" must be literal).
+		{"caller_user_assigned_identity_id", s("/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/caller-id"), false},
+		{"caller_user_assigned_identity_id", s("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/microsoft.managedidentity/userassignedidentities/caller-id"), false},
+		{"caller_user_assigned_identity_id", s("/subscriptions/ABCDEF00-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/caller-id"), true},
 		{"caller_user_assigned_identity_id", s("00000000-0000-0000-0000-000000000000"), false},
 		{"caller_user_assigned_identity_id", s("/subscriptions/x/resourceGroups/rg/providers/Microsoft.Web/sites/app"), false},
 		{"app_role_value", s("Exclusive.Invoke"), true},
@@ -137,7 +164,9 @@ func TestVariableValidation(t *testing.T) {
 		{"caller_max_retries", cty.NumberFloatVal(1.5), false},
 		{"instance_memory_mb", n(4096), true},
 		{"instance_memory_mb", n(1024), false},
-		{"maximum_instance_count", n(39), false},
+		{"maximum_instance_count", n(0), false},
+		{"maximum_instance_count", n(1), true},
+		{"maximum_instance_count", n(1001), false},
 		{"maximum_instance_count", n(1000), true},
 		{"code_deployment", s("provider"), true},
 		{"code_deployment", s("zipdeploy"), false},

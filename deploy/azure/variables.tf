@@ -87,8 +87,8 @@ variable "caller_user_assigned_identity_id" {
   default     = ""
 
   validation {
-    condition     = var.caller_user_assigned_identity_id == "" || can(regex("(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft\\.ManagedIdentity/userAssignedIdentities/[^/]+$", var.caller_user_assigned_identity_id))
-    error_message = "caller_user_assigned_identity_id must be empty or a user-assigned identity resource ID: /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name> (az identity show -g <rg> -n <name> --query id -o tsv)."
+    condition     = var.caller_user_assigned_identity_id == "" || can(regex("^/subscriptions/[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}/resourceGroups/[^/]+/providers/Microsoft\\.ManagedIdentity/userAssignedIdentities/[^/]+$", var.caller_user_assigned_identity_id))
+    error_message = "caller_user_assigned_identity_id must be empty or a user-assigned identity resource ID spelt exactly /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name> (the provider parses it case-sensitively: copy it from az identity show -g <rg> -n <name> --query id -o tsv)."
   }
 }
 
@@ -150,13 +150,13 @@ variable "instance_memory_mb" {
 }
 
 variable "maximum_instance_count" {
-  description = "Flex Consumption scale-out limit per app (the provider accepts 40-1000)."
+  description = "Flex Consumption scale-out limit per app, 1-1000 (azurerm accepts values below 40 from 4.58.0, this module's floor)."
   type        = number
   default     = 40
 
   validation {
-    condition     = var.maximum_instance_count >= 40 && var.maximum_instance_count <= 1000 && floor(var.maximum_instance_count) == var.maximum_instance_count
-    error_message = "maximum_instance_count must be a whole number from 40 to 1000."
+    condition     = var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000 && floor(var.maximum_instance_count) == var.maximum_instance_count
+    error_message = "maximum_instance_count must be a whole number from 1 to 1000."
   }
 }
 
