@@ -120,8 +120,8 @@ type Fault struct {
 	// Body replaces the default Entra-style JSON error body; with Status 200
 	// it tests a malformed success.
 	Body string
-	// Hang makes requests wait without an answer until their client gives up
-	// or the endpoint closes (Status is then ignored).
+	// Hang makes requests wait without an answer until their client gives up;
+	// closing the endpoint drops their connections. Status is then ignored.
 	Hang bool
 	// Times is how many requests the fault answers before the endpoint is
 	// healthy again; 0 means until the next SetFault.
@@ -285,6 +285,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
 			case <-e.closed:
+				panic(http.ErrAbortHandler) // drop the connection: no answer at all
 			}
 			return
 		}
