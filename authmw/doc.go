@@ -6,7 +6,9 @@
 //
 // One core, [Middleware.Verify], turns a raw token into a [Principal] or an [*Error];
 // thin adapters make it a net/http middleware ([Middleware.Handler]) or an echo
-// middleware ([Middleware.Echo]).
+// middleware (package authmw/echomw, over [Middleware.Check]), so authmw itself
+// does not depend on echo. Package authmw/authmwtest is an Entra-shaped issuer
+// for testing protected handlers.
 //
 // # Issuers and keys
 //

@@ -10,10 +10,8 @@ import (
 	"net/http/httptest"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/f2fauth/f2fauth/authmw"
-	"github.com/f2fauth/f2fauth/internal/localidp"
+	"github.com/f2fauth/f2fauth/authmw/authmwtest"
 )
 
 // call sends GET url with the token (if any) and prints the status and either
@@ -40,14 +38,15 @@ func call(url, token string) {
 	fmt.Println(res.StatusCode, string(body))
 }
 
-// A local Entra-like identity platform stands in for login.microsoftonline.com.
-func startIdP() (*localidp.Platform, string) {
-	idp, err := localidp.Start(localidp.Options{})
+// An in-process Entra-shaped issuer (authmwtest) stands in for
+// login.microsoftonline.com; token is an app-only v2 access token for api://callee.
+func startIdP() (*authmwtest.Issuer, string) {
+	idp, err := authmwtest.NewIssuer(authmwtest.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	caller := localidp.Identity{ClientID: "caller-app-id", ObjectID: "caller-object-id"}
-	token, err := idp.Mint(idp.AccessTokenClaims(caller, "api://callee", 2))
+	caller := authmwtest.App{AppID: "caller-app-id", ObjectID: "caller-object-id"}
+	token, err := idp.AppToken(caller, "api://callee", authmwtest.V2)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -89,46 +88,6 @@ func ExampleMiddleware_Handler() {
 	// 200 hello caller-app-id
 	// 401 missing_token
 	// 401 malformed_token
-}
-
-func ExampleMiddleware_Echo() {
-	idp, token := startIdP()
-	defer idp.Close()
-
-	ctx := context.Background()
-	m, err := authmw.New(ctx, authmw.Config{Policy: authmw.Policy{
-		TenantID:      idp.TenantID(),
-		AuthorityHost: idp.AuthorityURL(),
-		Audiences:     []string{"api://callee"},
-		RequiredRoles: []string{"Callee.Invoke"},
-		ExcludedPaths: []string{"/healthz"},
-	}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer m.Close()
-	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := m.WaitReady(waitCtx); err != nil {
-		log.Fatal(err)
-	}
-
-	e := echo.New()
-	e.HideBanner = true
-	e.Use(m.Echo())
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-	e.GET("/api/x", func(c echo.Context) error {
-		p, _ := authmw.EchoPrincipal(c)
-		return c.String(http.StatusOK, "hello "+p.AppID)
-	})
-	srv := httptest.NewServer(e)
-	defer srv.Close()
-
-	call(srv.URL+"/healthz", "")
-	call(srv.URL+"/api/x", token) // the caller has no app role
-	// Output:
-	// 200 ok
-	// 403 role_missing
 }
 
 // NewFromEnv is what a service's main does: AUTHMW_* settings from the

@@ -22,16 +22,29 @@ const (
 // X-MS-CLIENT-PRINCIPAL* headers are always removed first.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := m.authenticate(r)
-		if err != nil {
-			m.writeDenial(w, r, err)
-			return
+		if r, err := m.Check(w, r); err == nil {
+			next.ServeHTTP(w, r)
 		}
-		if p != nil {
-			r = r.WithContext(WithPrincipal(r.Context(), p))
-		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// Check is the whole decision for r, for adapters to other frameworks (see
+// authmw/echomw). When r may proceed it returns the request to pass on, with
+// the [Principal] on its context when a token was verified ([PrincipalFrom]),
+// and a nil error. Otherwise it has written the denial to w (status,
+// WWW-Authenticate or Retry-After, problem+json body, exactly as
+// [Middleware.Handler] does) and returns it as an [*Error].
+// Incoming X-MS-CLIENT-PRINCIPAL* headers are removed from r either way.
+func (m *Middleware) Check(w http.ResponseWriter, r *http.Request) (*http.Request, error) {
+	p, err := m.authenticate(r)
+	if err != nil {
+		m.writeDenial(w, r, err)
+		return r, err
+	}
+	if p != nil {
+		r = r.WithContext(WithPrincipal(r.Context(), p))
+	}
+	return r, nil
 }
 
 // authenticate runs the whole decision for r: it strips (and, when configured,

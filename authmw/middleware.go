@@ -13,7 +13,7 @@ import (
 )
 
 // Middleware validates bearer tokens against a Policy. Create it with [New] or
-// [NewFromEnv], use it through [Middleware.Handler] (net/http), [Middleware.Echo]
+// [NewFromEnv], use it through [Middleware.Handler] (net/http), authmw/echomw
 // (echo) or [Middleware.Verify], and stop its background work with
 // [Middleware.Close]. It is safe for concurrent use.
 type Middleware struct {

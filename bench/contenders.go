@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/f2fauth/f2fauth/authmw"
+	"github.com/f2fauth/f2fauth/authmw/echomw"
 	"github.com/f2fauth/f2fauth/internal/localidp"
 )
 
@@ -182,7 +183,7 @@ func startAuthmw(ctx context.Context, p *localidp.Platform, pol benchPolicy, cac
 		_ = m.Close()
 		return nil, fmt.Errorf("authmw: keys not loaded: %v", err)
 	}
-	c, err := serve(nameAuthmw, newEcho(m.Echo()), func() { _ = m.Close() })
+	c, err := serve(nameAuthmw, newEcho(echomw.Middleware(m)), func() { _ = m.Close() })
 	if err != nil {
 		_ = m.Close()
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/f2fauth/f2fauth/authmw"
+	"github.com/f2fauth/f2fauth/authmw/echomw"
 	"github.com/f2fauth/f2fauth/internal/customhandler"
 )
 
@@ -123,7 +124,7 @@ func newServer(mw *authmw.Middleware, logger *slog.Logger, addr string) *Server 
 
 	// authmw guards everything, including unknown paths; only the host's readiness
 	// probe bypasses it, whatever AUTHMW_EXCLUDED_PATHS says.
-	e.Use(bypassReadiness(mw.Echo()))
+	e.Use(bypassReadiness(echomw.Middleware(mw)))
 	e.GET(ReadyPath, s.ready)
 	e.HEAD(ReadyPath, s.ready)
 	e.GET(FunctionPath, s.exclusive)
@@ -229,7 +230,7 @@ func (s *Server) healthz(c echo.Context) error {
 // exclusive answers with the verified caller. Without a Principal (AllowAnonymous
 // configured) it fails closed with 401: the function is for authenticated callers only.
 func (s *Server) exclusive(c echo.Context) error {
-	p, ok := authmw.EchoPrincipal(c)
+	p, ok := authmw.PrincipalFrom(c.Request().Context())
 	if !ok {
 		h := c.Response().Header()
 		h.Set("WWW-Authenticate", `Bearer realm="`+safeRealm(c.Request().Host)+`"`)

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/f2fauth/f2fauth/tokencache"
+	"github.com/f2fauth/f2fauth/tokencache/tokencachetest"
 )
 
 // exampleCredential stands in for a managed identity so the examples run
@@ -110,9 +112,21 @@ func ExampleCache_GetToken() {
 }
 
 // Production: the managed identity (system-assigned, or user-assigned through
-// AZURE_CLIENT_ID), wrapped in a Cache.
+// AZURE_CLIENT_ID), wrapped in a Cache. Here a tokencachetest endpoint plays
+// App Service's managed-identity endpoint (IDENTITY_ENDPOINT, IDENTITY_HEADER).
 func ExampleNewManagedIdentityCredential() {
-	cred, err := tokencache.NewManagedIdentityCredential(os.Getenv("AZURE_CLIENT_ID"))
+	mi, err := tokencachetest.NewEndpoint(tokencachetest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mi.Close()
+	for _, kv := range mi.Env() { // in a test: mi.Setenv(t)
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+		defer os.Unsetenv(k)
+	}
+
+	cred, err := tokencache.NewManagedIdentityCredential("") // production: os.Getenv("AZURE_CLIENT_ID")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -121,7 +135,15 @@ func ExampleNewManagedIdentityCredential() {
 		log.Fatal(err)
 	}
 	defer cache.Close()
-	_ = cache // cache.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"api://callee/.default"}})
+	for range 3 {
+		// Each example and test uses its own scope: MSAL caches per resource, process-wide.
+		_, err := cache.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"api://example-mi-credential/.default"}})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println("endpoint requests:", mi.Requests())
+	// Output: endpoint requests: 1
 }
 
 // The credential kind comes from configuration, never from probing.

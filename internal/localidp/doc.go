@@ -31,4 +31,11 @@
 // Counters ([Platform.JWKSRequests], [Platform.DiscoveryRequests],
 // [ManagedIdentity.Requests], [ManagedIdentity.Issued]) let tests prove
 // caching. The package never logs tokens, keys or identity headers.
+//
+// It is a thin layer over the public test packages, which services importing
+// authmw and tokencache use directly: the authority is an
+// authmw/authmwtest.Issuer, each managed identity a
+// tokencache/tokencachetest.Endpoint whose tokens the issuer mints. localidp
+// adds what the local run needs on top: several identities with app-role
+// assignments per resource, v2 audiences mapped to client IDs, and logs.
 package localidp

@@ -1,29 +1,24 @@
 package localidp
 
 import (
-	"context"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/f2fauth/f2fauth/tokencache/tokencachetest"
 )
 
 // AppServiceAPIVersion is the only api-version the managed-identity endpoints
 // accept, the one azidentity v1.15.0 sends for the App Service source.
-const AppServiceAPIVersion = "2019-08-01"
+const AppServiceAPIVersion = tokencachetest.APIVersion
 
 // TokenPath is the path of every managed-identity endpoint.
-const TokenPath = "/msi/token"
+const TokenPath = tokencachetest.TokenPath
 
 // Identity describes one managed identity (a service principal of a
 // managed identity in Entra terms).
@@ -72,26 +67,18 @@ func (id Identity) clone() Identity {
 
 // ManagedIdentity is a running managed-identity endpoint for one [Identity],
 // speaking the App Service protocol (api-version 2019-08-01) on its own
-// loopback listener. Point azidentity at it with [ManagedIdentity.Env] or by
-// setting IDENTITY_ENDPOINT and IDENTITY_HEADER. All methods are safe for
-// concurrent use.
+// loopback listener (a tokencachetest.Endpoint minting with the platform's
+// issuer). Point azidentity at it with [ManagedIdentity.Env] or by setting
+// IDENTITY_ENDPOINT and IDENTITY_HEADER. All methods are safe for concurrent use.
 type ManagedIdentity struct {
-	p        *Platform
-	header   string
-	endpoint string
-	srv      *http.Server
+	p  *Platform
+	ep *tokencachetest.Endpoint
 
-	requests atomic.Int64
-	issued   atomic.Int64
-
-	mu         sync.Mutex
-	id         Identity
-	failStatus int
-	retryAfter string
-	version    int
-	lifetime   time.Duration
-	refreshIn  time.Duration
-	closeOnce  sync.Once
+	mu        sync.Mutex
+	id        Identity
+	version   int
+	lifetime  time.Duration
+	refreshIn time.Duration
 }
 
 // AddIdentity validates id and starts a managed-identity endpoint for it on
@@ -119,47 +106,65 @@ func (p *Platform) AddIdentity(id Identity) (*ManagedIdentity, error) {
 	if p.closed {
 		return nil, errors.New("localidp: AddIdentity on a closed Platform")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	m := &ManagedIdentity{p: p, id: id, version: 1}
+	ep, err := tokencachetest.NewEndpoint(tokencachetest.Options{
+		Mint:       m.mint,
+		ClientID:   id.ClientID,
+		ObjectID:   id.ObjectID,
+		ResourceID: id.ResourceID,
+		Logger:     p.log.With("identity", id.Name, "appid", id.ClientID),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("localidp: listen on 127.0.0.1: %w", err)
+		return nil, fmt.Errorf("localidp: start managed-identity endpoint: %w", err)
 	}
-	m := &ManagedIdentity{
-		p:        p,
-		id:       id,
-		header:   randomID(32),
-		endpoint: "http://" + ln.Addr().String() + TokenPath,
-		version:  1,
-	}
-	m.srv = &http.Server{
-		Handler:           m,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
-	go m.srv.Serve(ln) //nolint:errcheck // returns http.ErrServerClosed on Close
+	m.ep = ep
 	p.identities = append(p.identities, m)
-	p.log.Info("localidp: managed identity started", "identity", id.Name, "appid", id.ClientID, "oid", id.ObjectID, "endpoint", m.endpoint)
+	p.log.Info("localidp: managed identity started", "identity", id.Name, "appid", id.ClientID, "oid", id.ObjectID, "endpoint", ep.URL())
 	return m, nil
+}
+
+// mint is the endpoint's token source: Entra-shaped claims signed by the
+// platform's issuer.
+func (m *ManagedIdentity) mint(resource string) (tokencachetest.Token, error) {
+	m.mu.Lock()
+	id := m.id.clone()
+	version, lifetime, refreshIn := m.version, m.lifetime, m.refreshIn
+	m.mu.Unlock()
+	if lifetime <= 0 {
+		lifetime = m.p.lifetime
+	}
+	claims := m.p.accessTokenClaims(id, resource, version, lifetime)
+	tok, err := m.p.Mint(claims)
+	if err != nil {
+		return tokencachetest.Token{}, err
+	}
+	roles, _ := claims["roles"].([]string)
+	m.p.log.Info("localidp: token minted", "identity", id.Name, "appid", id.ClientID, "oid", id.ObjectID, "resource", resource, "ver", version, "roles", len(roles))
+	return tokencachetest.Token{
+		AccessToken: tok,
+		ExpiresOn:   time.Unix(claims["exp"].(int64), 0),
+		NotBefore:   time.Unix(claims["nbf"].(int64), 0),
+		RefreshIn:   refreshIn,
+	}, nil
 }
 
 // Endpoint returns the value for IDENTITY_ENDPOINT, e.g.
 // "http://127.0.0.1:PORT/msi/token".
-func (m *ManagedIdentity) Endpoint() string { return m.endpoint }
+func (m *ManagedIdentity) Endpoint() string { return m.ep.URL() }
 
 // Header returns the value for IDENTITY_HEADER: a random secret, different
 // for every endpoint, that requests must send as X-IDENTITY-HEADER. Do not log it.
-func (m *ManagedIdentity) Header() string { return m.header }
+func (m *ManagedIdentity) Header() string { return m.ep.Header() }
 
 // Env returns {"IDENTITY_ENDPOINT=…", "IDENTITY_HEADER=…"} for exec.Cmd.Env.
-func (m *ManagedIdentity) Env() []string {
-	return []string{"IDENTITY_ENDPOINT=" + m.endpoint, "IDENTITY_HEADER=" + m.header}
-}
+func (m *ManagedIdentity) Env() []string { return m.ep.Env() }
 
 // Requests returns how many requests the endpoint received, including
 // rejected and fault-injected ones.
-func (m *ManagedIdentity) Requests() int64 { return m.requests.Load() }
+func (m *ManagedIdentity) Requests() int64 { return m.ep.Requests() }
 
 // Issued returns how many tokens the endpoint issued.
-func (m *ManagedIdentity) Issued() int64 { return m.issued.Load() }
+func (m *ManagedIdentity) Issued() int64 { return m.ep.Issued() }
 
 // SetFailure injects a fault: with status != 0 every request (before any
 // validation) is answered with that status, a JSON error body and, if
@@ -168,10 +173,8 @@ func (m *ManagedIdentity) Issued() int64 { return m.issued.Load() }
 // times with backoff unless Retry-After exceeds its 60 s maximum delay, in
 // which case it gives up after the first response.
 func (m *ManagedIdentity) SetFailure(status int, retryAfter string) {
-	m.mu.Lock()
-	m.failStatus, m.retryAfter = status, retryAfter
-	m.mu.Unlock()
-	m.p.log.Info("localidp: managed identity failure mode changed", "identity", m.id.Name, "status", status, "retry_after", retryAfter)
+	m.ep.SetFault(tokencachetest.Fault{Status: status, RetryAfter: retryAfter})
+	m.p.log.Info("localidp: managed identity failure mode changed", "identity", m.Identity().Name, "status", status, "retry_after", retryAfter)
 }
 
 // SetTokenVersion selects the access-token version the endpoint issues: 2
@@ -228,172 +231,17 @@ func (m *ManagedIdentity) Identity() Identity {
 }
 
 // Close stops this endpoint. It is safe to call more than once.
-func (m *ManagedIdentity) Close() {
-	m.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := m.srv.Shutdown(ctx); err != nil {
-			m.srv.Close()
-		}
-	})
-}
-
-// tokenResponse is the App Service 2019-08-01 success body.
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	ExpiresOn   string `json:"expires_on"`
-	NotBefore   string `json:"not_before"`
-	Resource    string `json:"resource"`
-	TokenType   string `json:"token_type"`
-	ClientID    string `json:"client_id"`
-	RefreshIn   int64  `json:"refresh_in,omitempty"`
-}
+func (m *ManagedIdentity) Close() { m.ep.Close() }
 
 // ServeHTTP implements the App Service managed-identity protocol.
 func (m *ManagedIdentity) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m.requests.Add(1)
-	m.mu.Lock()
-	id := m.id.clone()
-	failStatus, retryAfter := m.failStatus, m.retryAfter
-	version, lifetime, refreshIn := m.version, m.lifetime, m.refreshIn
-	m.mu.Unlock()
-	log := m.p.log.With("identity", id.Name, "appid", id.ClientID)
-
-	if failStatus != 0 {
-		if retryAfter != "" {
-			w.Header().Set("Retry-After", retryAfter)
-		}
-		log.Info("localidp: token request failed (fault injected)", "status", failStatus)
-		writeError(w, failStatus, "service_unavailable", "managed identity endpoint failure (fault injected)")
-		return
-	}
-	reject := func(status int, code, desc string) {
-		log.Info("localidp: token request rejected", "status", status, "reason", desc)
-		writeError(w, status, code, desc)
-	}
-	if r.URL.Path != TokenPath {
-		reject(http.StatusNotFound, "not_found", "no such endpoint; use "+TokenPath)
-		return
-	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		reject(http.StatusMethodNotAllowed, "invalid_request", "only GET is supported")
-		return
-	}
-	got := r.Header.Values("X-IDENTITY-HEADER")
-	if len(got) != 1 || subtle.ConstantTimeCompare([]byte(got[0]), []byte(m.header)) != 1 {
-		reject(http.StatusUnauthorized, "unauthorized", "missing or wrong X-IDENTITY-HEADER")
-		return
-	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		reject(http.StatusBadRequest, "invalid_request", "malformed query string")
-		return
-	}
-	single := func(name string) (string, bool) {
-		v := q[name]
-		if len(v) > 1 {
-			return "", false
-		}
-		if len(v) == 0 {
-			return "", true
-		}
-		return v[0], true
-	}
-	for name := range q {
-		if _, ok := single(name); !ok {
-			reject(http.StatusBadRequest, "invalid_request", "query parameter "+strconv.Quote(name)+" given more than once")
-			return
-		}
-	}
-	if v, _ := single("api-version"); v != AppServiceAPIVersion {
-		reject(http.StatusBadRequest, "invalid_request", "api-version must be "+AppServiceAPIVersion)
-		return
-	}
-	resource, _ := single("resource")
-	resource = strings.TrimSuffix(resource, "/.default")
-	if resource == "" {
-		reject(http.StatusBadRequest, "invalid_request", "resource is required")
-		return
-	}
-	if msg := selectIdentity(q, id); msg != "" {
-		reject(http.StatusBadRequest, "invalid_request", msg)
-		return
-	}
-	if lifetime <= 0 {
-		lifetime = m.p.lifetime
-	}
-	claims := m.p.accessTokenClaims(id, resource, version, lifetime)
-	k := m.p.keys.current()
-	tok, err := sign(k, claims)
-	if err != nil {
-		log.Error("localidp: signing failed", "error", err)
-		writeError(w, http.StatusInternalServerError, "server_error", "signing failed")
-		return
-	}
-	body, err := json.Marshal(tokenResponse{
-		AccessToken: tok,
-		ExpiresOn:   strconv.FormatInt(claims["exp"].(int64), 10),
-		NotBefore:   strconv.FormatInt(claims["nbf"].(int64), 10),
-		Resource:    resource,
-		TokenType:   "Bearer",
-		ClientID:    id.ClientID,
-		RefreshIn:   int64(refreshIn / time.Second),
-	})
-	if err != nil {
-		log.Error("localidp: encoding response failed", "error", err)
-		writeError(w, http.StatusInternalServerError, "server_error", "encoding failed")
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	w.Write(body) //nolint:errcheck // client went away
-	m.issued.Add(1)
-	roles, _ := claims["roles"].([]string)
-	log.Info("localidp: token issued", "oid", id.ObjectID, "resource", resource, "ver", version, "kid", k.kid, "roles", len(roles))
-}
-
-// selectIdentity checks the optional user-assigned selectors against id and
-// returns a reason when the request does not address this identity.
-func selectIdentity(q url.Values, id Identity) string {
-	n := 0
-	for _, name := range []string{"client_id", "object_id", "principal_id", "mi_res_id"} {
-		if q.Has(name) {
-			n++
-		}
-	}
-	if n > 1 {
-		return "client_id, object_id/principal_id and mi_res_id are mutually exclusive"
-	}
-	switch {
-	case q.Has("client_id"):
-		if !strings.EqualFold(q.Get("client_id"), id.ClientID) {
-			return "identity not found: client_id does not match this identity"
-		}
-	case q.Has("object_id"):
-		if !strings.EqualFold(q.Get("object_id"), id.ObjectID) {
-			return "identity not found: object_id does not match this identity"
-		}
-	case q.Has("principal_id"):
-		if !strings.EqualFold(q.Get("principal_id"), id.ObjectID) {
-			return "identity not found: principal_id does not match this identity"
-		}
-	case q.Has("mi_res_id"):
-		if id.ResourceID == "" || !strings.EqualFold(q.Get("mi_res_id"), id.ResourceID) {
-			return "identity not found: mi_res_id does not match this identity"
-		}
-	}
-	return ""
+	m.ep.ServeHTTP(w, r)
 }
 
 // String describes the endpoint without its secret header.
 func (m *ManagedIdentity) String() string {
-	m.mu.Lock()
-	name, appid := m.id.Name, m.id.ClientID
-	m.mu.Unlock()
-	return fmt.Sprintf("localidp.ManagedIdentity{name=%q appid=%q endpoint=%q header=REDACTED}", name, appid, m.endpoint)
+	id := m.Identity()
+	return fmt.Sprintf("localidp.ManagedIdentity{name=%q appid=%q endpoint=%q header=REDACTED}", id.Name, id.ClientID, m.Endpoint())
 }
 
 // GoString is like String, so %#v does not print the header either.
@@ -401,8 +249,6 @@ func (m *ManagedIdentity) GoString() string { return m.String() }
 
 // LogValue implements slog.LogValuer without the secret header.
 func (m *ManagedIdentity) LogValue() slog.Value {
-	m.mu.Lock()
-	name, appid := m.id.Name, m.id.ClientID
-	m.mu.Unlock()
-	return slog.GroupValue(slog.String("name", name), slog.String("appid", appid), slog.String("endpoint", m.endpoint))
+	id := m.Identity()
+	return slog.GroupValue(slog.String("name", id.Name), slog.String("appid", id.ClientID), slog.String("endpoint", m.Endpoint()))
 }

@@ -1,4 +1,4 @@
-package localidp
+package authmwtest
 
 import (
 	"crypto/rand"
@@ -90,7 +90,7 @@ func newSigningKey(now time.Time) (signingKey, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "localidp signing key (local development only)"},
+		Subject:               pkix.Name{CommonName: "authmwtest signing key (tests only)"},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(5 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
@@ -133,7 +133,7 @@ func buildJWKS(keys []signingKey) []byte {
 	}
 	b, err := json.Marshal(set)
 	if err != nil { // cannot happen: only strings
-		panic("localidp: marshal JWKS: " + err.Error())
+		panic("authmwtest: marshal JWKS: " + err.Error())
 	}
 	return b
 }
