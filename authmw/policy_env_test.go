@@ -15,7 +15,7 @@ func envFunc(m map[string]string) func(string) string {
 }
 
 func minimalEnv() map[string]string {
-	return map[string]string{"AUTHMW_TENANT_ID": tTenant, "AUTHMW_AUDIENCES": "api://callee"}
+	return map[string]string{"AUTHMW_TENANT_ID": tTenant, "AUTHMW_AUDIENCES": "api://callee", "AUTHMW_REQUIRED_ROLES": "R"}
 }
 
 func TestConfigFromEnvGood(t *testing.T) {
@@ -85,8 +85,9 @@ func TestConfigFromEnvEachVariable(t *testing.T) {
 		check func(Config) bool // for good values
 		want  []string          // error substrings for bad values
 	}{
-		{"tenant", "AUTHMW_TENANT_ID", "contoso.onmicrosoft.com", func(c Config) bool { return c.Policy.TenantID == "contoso.onmicrosoft.com" }, nil},
-		{"tenant bad", "AUTHMW_TENANT_ID", "a/b", nil, []string{"AUTHMW_TENANT_ID", "not a tenant ID"}},
+		{"tenant upper case", "AUTHMW_TENANT_ID", strings.ToUpper(tTenant), func(c Config) bool { return strings.EqualFold(c.Policy.TenantID, tTenant) }, nil},
+		{"tenant domain", "AUTHMW_TENANT_ID", "contoso.onmicrosoft.com", nil, []string{"AUTHMW_TENANT_ID", "not a tenant GUID", "domain name is not resolved"}},
+		{"tenant bad", "AUTHMW_TENANT_ID", "a/b", nil, []string{"AUTHMW_TENANT_ID", "not a tenant GUID"}},
 		{"tenant common", "AUTHMW_TENANT_ID", "common", nil, []string{"AUTHMW_TENANT_ID", "multi-tenant"}},
 		{"tenant missing", "AUTHMW_TENANT_ID", "", nil, []string{"AUTHMW_TENANT_ID (or AUTHMW_ISSUER) is required"}},
 		{"authority", "AUTHMW_AUTHORITY_HOST", "https://login.microsoftonline.us", func(c Config) bool { return c.Policy.AuthorityHost == "https://login.microsoftonline.us" }, nil},
@@ -108,13 +109,18 @@ func TestConfigFromEnvEachVariable(t *testing.T) {
 		{"skew", "AUTHMW_CLOCK_SKEW", "90s", func(c Config) bool { return c.Policy.ClockSkew == 90*time.Second }, nil},
 		{"skew seconds", "AUTHMW_CLOCK_SKEW", "120", func(c Config) bool { return c.Policy.ClockSkew == 2*time.Minute }, nil},
 		{"skew bad", "AUTHMW_CLOCK_SKEW", "5 minutes", nil, []string{"AUTHMW_CLOCK_SKEW", "not a duration"}},
-		{"skew negative", "AUTHMW_CLOCK_SKEW", "-1m", nil, []string{"AUTHMW_CLOCK_SKEW", "negative"}},
+		{"skew negative", "AUTHMW_CLOCK_SKEW", "-1m", nil, []string{"AUTHMW_CLOCK_SKEW is -1m, out of range", "from 1s to 10m"}},
+		{"skew of ten years", "AUTHMW_CLOCK_SKEW", "87600h", nil, []string{"AUTHMW_CLOCK_SKEW is 87600h, out of range", "from 1s to 10m"}},
+		{"skew in seconds out of range", "AUTHMW_CLOCK_SKEW", "3600", nil, []string{"AUTHMW_CLOCK_SKEW is 1h, out of range"}},
+		{"skew at its bound", "AUTHMW_CLOCK_SKEW", "10m", func(c Config) bool { return c.Policy.ClockSkew == 10*time.Minute }, nil},
 		{"easyauth headers", "AUTHMW_EASYAUTH_HEADERS", "TRUE", func(c Config) bool { return c.Policy.EasyAuthHeaders }, nil},
 		{"easyauth headers bad", "AUTHMW_EASYAUTH_HEADERS", "yes", nil, []string{"AUTHMW_EASYAUTH_HEADERS", "not a boolean"}},
 		{"app only", "AUTHMW_APP_ONLY", "true", func(c Config) bool { return c.Policy.AppOnly }, nil},
 		{"app only bad", "AUTHMW_APP_ONLY", "maybe", nil, []string{"AUTHMW_APP_ONLY", "not a boolean"}},
 		{"max age", "AUTHMW_MAX_TOKEN_AGE", "1h", func(c Config) bool { return c.Policy.MaxTokenAge == time.Hour }, nil},
 		{"max age bad", "AUTHMW_MAX_TOKEN_AGE", "1d", nil, []string{"AUTHMW_MAX_TOKEN_AGE", "not a duration"}},
+		{"max age of ten years", "AUTHMW_MAX_TOKEN_AGE", "87600h", nil, []string{"AUTHMW_MAX_TOKEN_AGE is 87600h, out of range", "from 1m to 24h"}},
+		{"max age of a nanosecond", "AUTHMW_MAX_TOKEN_AGE", "1ns", nil, []string{"AUTHMW_MAX_TOKEN_AGE is 1ns, out of range"}},
 		{"bound claims json", "AUTHMW_BOUND_CLAIMS", `{"ver":"2.0","amr":["a","b"]}`, func(c Config) bool {
 			return reflect.DeepEqual(c.Policy.BoundClaims, map[string][]string{"ver": {"2.0"}, "amr": {"a", "b"}})
 		}, nil},
@@ -125,9 +131,24 @@ func TestConfigFromEnvEachVariable(t *testing.T) {
 		{"disable www-auth", "AUTHMW_DISABLE_WWW_AUTHENTICATE", "true", func(c Config) bool { return c.Policy.DisableWWWAuthenticate }, nil},
 		{"disable www-auth bad", "AUTHMW_DISABLE_WWW_AUTHENTICATE", "on", nil, []string{"AUTHMW_DISABLE_WWW_AUTHENTICATE"}},
 		{"file interval bad", "AUTHMW_POLICY_FILE_INTERVAL", "soon", nil, []string{"AUTHMW_POLICY_FILE_INTERVAL"}},
+		{"file interval of a nanosecond", "AUTHMW_POLICY_FILE_INTERVAL", "1ns", nil, []string{"AUTHMW_POLICY_FILE_INTERVAL is 1ns, out of range", "from 1s to 5m"}},
+		{"file interval of a day", "AUTHMW_POLICY_FILE_INTERVAL", "24h", nil, []string{"AUTHMW_POLICY_FILE_INTERVAL is 24h, out of range"}},
 		{"algorithms bad", "AUTHMW_ALGORITHMS", "RS256,HS256", nil, []string{"AUTHMW_ALGORITHMS", `"HS256"`, "never none or HMAC"}},
-		{"key refresh bad", "AUTHMW_KEY_REFRESH_INTERVAL", "-5m", nil, []string{"AUTHMW_KEY_REFRESH_INTERVAL", "negative"}},
+		{"key refresh bad", "AUTHMW_KEY_REFRESH_INTERVAL", "-5m", nil, []string{"AUTHMW_KEY_REFRESH_INTERVAL is -5m, out of range", "from 5m to 24h"}},
+		{"key refresh of a year", "AUTHMW_KEY_REFRESH_INTERVAL", "8760h", nil, []string{"AUTHMW_KEY_REFRESH_INTERVAL is 8760h, out of range"}},
+		{"key refresh of a second", "AUTHMW_KEY_REFRESH_INTERVAL", "1", nil, []string{"AUTHMW_KEY_REFRESH_INTERVAL is 1s, out of range"}},
 		{"unknown key bad", "AUTHMW_UNKNOWN_KEY_INTERVAL", "x", nil, []string{"AUTHMW_UNKNOWN_KEY_INTERVAL"}},
+		{"unknown key of a nanosecond", "AUTHMW_UNKNOWN_KEY_INTERVAL", "1ns", nil, []string{"AUTHMW_UNKNOWN_KEY_INTERVAL is 1ns, out of range", "from 1s to 10m"}},
+		{"unknown key of a day", "AUTHMW_UNKNOWN_KEY_INTERVAL", "24h", nil, []string{"AUTHMW_UNKNOWN_KEY_INTERVAL is 24h, out of range"}},
+		{"unknown key at its bound", "AUTHMW_UNKNOWN_KEY_INTERVAL", "1s", func(c Config) bool { return c.UnknownKeyInterval == time.Second }, nil},
+		{"applications set but empty: nobody", "AUTHMW_ALLOWED_APPLICATIONS", " , ", func(c Config) bool {
+			return c.Policy.AllowedApplications != nil && len(c.Policy.AllowedApplications) == 0
+		}, nil},
+		{"roles set but empty: nobody", "AUTHMW_REQUIRED_ROLES", ",", func(c Config) bool {
+			return c.Policy.RequiredRoles != nil && len(c.Policy.RequiredRoles) == 0
+		}, nil},
+		{"no rule at all", "AUTHMW_REQUIRED_ROLES", "", nil, []string{"no authorization rule", "AUTHMW_ALLOWED_APPLICATIONS", "AUTHMW_INSECURE_ALLOW_ANY_CALLER"}},
+		{"insecure allow any caller", "AUTHMW_INSECURE_ALLOW_ANY_CALLER", "true", func(c Config) bool { return c.Policy.InsecureAllowAnyCaller }, nil},
 		{"cache size bad", "AUTHMW_CACHE_SIZE", "big", nil, []string{"AUTHMW_CACHE_SIZE", "not an integer"}},
 		{"policy file missing", "AUTHMW_POLICY_FILE", "/nonexistent/authsettings.json", nil, []string{"AUTHMW_POLICY_FILE", "fix the file or unset the variable"}},
 	}
@@ -178,8 +199,11 @@ func TestConfigFromEnvAllProblemsTogether(t *testing.T) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
 	}
-	if n := strings.Count(err.Error(), "\n") + 1; n != 7 {
-		t.Errorf("%d problems reported, want 7:\n%v", n, err)
+	if n := strings.Count(err.Error(), "\n") + 1; n != 8 { // and no authorization rule
+		t.Errorf("%d problems reported, want 8:\n%v", n, err)
+	}
+	if n := strings.Count(err.Error(), "authmw:"); n != 1 {
+		t.Errorf("prefix given %d times, want once:\n%v", n, err)
 	}
 }
 
@@ -241,9 +265,15 @@ func TestConfigFromEnvNilGetenv(t *testing.T) {
 	}
 	t.Setenv("AUTHMW_TENANT_ID", tTenant)
 	t.Setenv("AUTHMW_AUDIENCES", "api://x")
+	t.Setenv("AUTHMW_REQUIRED_ROLES", "R")
 	c, err := ConfigFromEnv(nil)
 	if err != nil || c.Policy.Audiences[0] != "api://x" {
 		t.Fatalf("ConfigFromEnv(nil) = %+v, %v", c, err)
+	}
+	// From the process environment, a variable set to "" is told from an unset one:
+	// an emptied allow-list accepts nobody.
+	if c.Policy.AllowedApplications == nil || len(c.Policy.AllowedApplications) != 0 {
+		t.Errorf("AUTHMW_ALLOWED_APPLICATIONS set to \"\": AllowedApplications = %#v, want empty and non-nil", c.Policy.AllowedApplications)
 	}
 }
 
