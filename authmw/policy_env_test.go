@@ -1,7 +1,10 @@
 package authmw
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -281,5 +284,91 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// envMiddleware builds the real Middleware from env (ConfigFromEnv and New, as
+// NewFromEnv does, with the test's clock) against a real issuer on loopback and
+// serves it; it returns the test env for minting tokens and a request function.
+func envMiddleware(t *testing.T, env map[string]string) (*testEnv, func(tok string) int) {
+	t.Helper()
+	e := newEnv(t)
+	all := map[string]string{"AUTHMW_TENANT_ID": e.idp.TenantID(), "AUTHMW_AUTHORITY_HOST": e.idp.AuthorityURL(),
+		"AUTHMW_AUDIENCES": testAudience}
+	for k, v := range env {
+		all[k] = strings.ReplaceAll(v, "{TENANT_UPPER}", strings.ToUpper(e.idp.TenantID()))
+	}
+	cfg, err := ConfigFromEnv(envFunc(all))
+	if err != nil {
+		t.Fatalf("ConfigFromEnv: %v", err)
+	}
+	cfg.Now = e.clock.Now
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := m.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	srv := httptest.NewServer(m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	t.Cleanup(srv.Close)
+	return e, func(tok string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/x", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+}
+
+// Finding 3, environment side: an allow-list variable that is set but lists nobody
+// refuses every caller; it used to switch the check off.
+func TestNewFromEnvEmptiedAllowListMeansNobody(t *testing.T) {
+	for _, v := range []string{",", " ", " , "} {
+		e, get := envMiddleware(t, map[string]string{"AUTHMW_ALLOWED_APPLICATIONS": v, "AUTHMW_REQUIRED_ROLES": "Callee.Invoke"})
+		if got := get(e.rogueToken()); got != http.StatusForbidden {
+			t.Errorf("AUTHMW_ALLOWED_APPLICATIONS=%q: rogue caller got %d, want 403", v, got)
+		}
+	}
+}
+
+// Finding 5: a tenant GUID in upper case (as an operator may paste it, in
+// AUTHMW_TENANT_ID and AUTHMW_ALLOWED_TENANTS) becomes ready and accepts the tenant's
+// tokens; it used to stay 503 forever.
+func TestNewFromEnvUpperCaseTenant(t *testing.T) {
+	e, get := envMiddleware(t, map[string]string{"AUTHMW_TENANT_ID": "{TENANT_UPPER}", "AUTHMW_ALLOWED_TENANTS": "{TENANT_UPPER}",
+		"AUTHMW_ALLOWED_APPLICATIONS": testClientID})
+	if strings.ToUpper(e.idp.TenantID()) == e.idp.TenantID() {
+		t.Fatal("tenant ID has no letters: the test proves nothing")
+	}
+	if got := get(e.mint(e.claims(2))); got != http.StatusOK {
+		t.Errorf("v2 token, upper-case tenant: %d, want 200", got)
+	}
+	if got := get(e.mint(e.claims(1))); got != http.StatusOK {
+		t.Errorf("v1 token, upper-case tenant: %d, want 200", got)
+	}
+}
+
+// Finding 9: settings that would disable a protection stop startup, naming the variable.
+func TestNewFromEnvRefusesDisablingDurations(t *testing.T) {
+	for _, kv := range [][2]string{{"AUTHMW_CLOCK_SKEW", "87600h"}, {"AUTHMW_UNKNOWN_KEY_INTERVAL", "1ns"},
+		{"AUTHMW_MAX_TOKEN_AGE", "87600h"}, {"AUTHMW_KEY_REFRESH_INTERVAL", "87600h"}, {"AUTHMW_POLICY_FILE_INTERVAL", "1ns"}} {
+		env := minimalEnv()
+		env[kv[0]] = kv[1]
+		m, err := NewFromEnv(t.Context(), envFunc(env), nil)
+		if err == nil {
+			m.Close()
+			t.Errorf("%s=%s accepted", kv[0], kv[1])
+			continue
+		}
+		if !strings.Contains(err.Error(), kv[0]+" is ") || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("%s=%s: error %q does not name the variable and its range", kv[0], kv[1], err)
+		}
 	}
 }
