@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,15 +67,15 @@ var envForField = map[string]struct{ env, file string }{
 }
 
 // ConfigFromEnv reads a Config from the AUTHMW_* environment variables listed in
-// EnvVars, using getenv; when getenv is nil it reads the process environment with
-// os.LookupEnv, which also tells a variable set to "" from an unset one. It fills
+// EnvVars, using getenv; when getenv is nil or os.Getenv it reads the process
+// environment with os.LookupEnv, which also tells a variable set to "" from an unset one. It fills
 // Config.Policy, Config.PolicyFile and the Config fields that have a variable; callers
 // set the rest (Logger, HTTPClient, ...). An unset or empty variable means the default,
 // except for the allow-lists below.
 //
 // Lists are comma-separated; spaces around items are trimmed and empty items dropped.
 // An allow-list (AUTHMW_ALLOWED_*, AUTHMW_REQUIRED_ROLES) that is set but lists no
-// item ("," or " ", or "" when getenv is nil) accepts nobody: it never turns its check
+// item ("," or " ", or "" in the process environment) accepts nobody: it never turns its check
 // off. Durations use time.ParseDuration syntax ("90s", "5m") or plain seconds ("300")
 // and must lie in their documented ranges. Booleans use strconv.ParseBool ("true",
 // "false", "1", "0").
@@ -89,8 +90,10 @@ var envForField = map[string]struct{ env, file string }{
 // "AUTHMW_AUDIENCES is required: set it to the callee's Application ID URI or client
 // ID". Each wraps ErrInvalidPolicy.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	// The process environment tells a variable set to "" from an unset one; a plain
+	// getenv function cannot, so there only a non-empty value counts as set.
 	lookup := os.LookupEnv
-	if getenv != nil {
+	if getenv != nil && reflect.ValueOf(getenv).Pointer() != reflect.ValueOf(os.Getenv).Pointer() {
 		lookup = func(name string) (string, bool) { v := getenv(name); return v, v != "" }
 	}
 	get := func(name string) string { v, _ := lookup(name); return strings.TrimSpace(v) }

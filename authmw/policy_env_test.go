@@ -269,14 +269,17 @@ func TestConfigFromEnvNilGetenv(t *testing.T) {
 	t.Setenv("AUTHMW_TENANT_ID", tTenant)
 	t.Setenv("AUTHMW_AUDIENCES", "api://x")
 	t.Setenv("AUTHMW_REQUIRED_ROLES", "R")
-	c, err := ConfigFromEnv(nil)
-	if err != nil || c.Policy.Audiences[0] != "api://x" {
-		t.Fatalf("ConfigFromEnv(nil) = %+v, %v", c, err)
-	}
-	// From the process environment, a variable set to "" is told from an unset one:
-	// an emptied allow-list accepts nobody.
-	if c.Policy.AllowedApplications == nil || len(c.Policy.AllowedApplications) != 0 {
-		t.Errorf("AUTHMW_ALLOWED_APPLICATIONS set to \"\": AllowedApplications = %#v, want empty and non-nil", c.Policy.AllowedApplications)
+	for name, getenv := range map[string]func(string) string{"nil": nil, "os.Getenv": os.Getenv} {
+		c, err := ConfigFromEnv(getenv)
+		if err != nil || c.Policy.Audiences[0] != "api://x" {
+			t.Fatalf("ConfigFromEnv(%s) = %+v, %v", name, c, err)
+		}
+		// From the process environment, a variable set to "" is told from an unset
+		// one: an emptied allow-list accepts nobody.
+		if c.Policy.AllowedApplications == nil || len(c.Policy.AllowedApplications) != 0 {
+			t.Errorf("ConfigFromEnv(%s), AUTHMW_ALLOWED_APPLICATIONS set to \"\": AllowedApplications = %#v, want empty and non-nil",
+				name, c.Policy.AllowedApplications)
+		}
 	}
 }
 
