@@ -181,8 +181,9 @@ func TestPolicyFileWithoutRuleRefusedAtStartup(t *testing.T) {
 		m.Close()
 		t.Fatal("New accepted a policy without any authorization rule")
 	}
-	if !strings.Contains(err.Error(), "no authorization rule") || !strings.Contains(err.Error(), "InsecureAllowAnyCaller") {
-		t.Errorf("error = %v", err)
+	if !strings.Contains(err.Error(), "no authorization rule") || !strings.Contains(err.Error(), "InsecureAllowAnyCaller") ||
+		strings.Count(err.Error(), "authmw:") != 1 {
+		t.Errorf("error = %v, want one prefix and the rule named", err)
 	}
 	pol.InsecureAllowAnyCaller = true
 	m, err = New(t.Context(), Config{Policy: pol, PolicyFile: path})

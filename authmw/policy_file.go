@@ -248,7 +248,7 @@ var authSettingsSchema = func() keySchema {
 func checkKeys(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	err := walkJSON(dec, authSettingsSchema, "")
+	err := walkJSON(dec, authSettingsSchema, "", 0)
 	if err == nil {
 		if _, e := dec.Token(); e != io.EOF {
 			err = errors.New("unexpected data after the JSON object")
@@ -272,16 +272,22 @@ type offsetError struct {
 
 func (e offsetError) Error() string { return e.err.Error() }
 
+// maxPolicyDepth bounds the nesting of a policy document (real ones nest 6 deep).
+const maxPolicyDepth = 32
+
 // walkJSON reads one value from dec, checking object keys against schema (nil: unchecked).
-func walkJSON(dec *json.Decoder, schema keySchema, path string) error {
+func walkJSON(dec *json.Decoder, schema keySchema, path string, depth int) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return err
 	}
+	if d, ok := tok.(json.Delim); ok && (d == '[' || d == '{') && depth >= maxPolicyDepth {
+		return invalidPolicy("authsettingsV2: %q nests deeper than %d levels", path, maxPolicyDepth)
+	}
 	switch tok {
 	case json.Delim('['):
 		for i := 0; dec.More(); i++ {
-			if err := walkJSON(dec, nil, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := walkJSON(dec, nil, fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
 				return err
 			}
 		}
@@ -307,7 +313,7 @@ func walkJSON(dec *json.Decoder, schema keySchema, path string) error {
 			return invalidPolicy("authsettingsV2: key %q is given twice (also as %q; keys match case-insensitively): keep one", at, prev)
 		}
 		seen[name] = key
-		if err := walkJSON(dec, child, at); err != nil {
+		if err := walkJSON(dec, child, at, depth+1); err != nil {
 			return err
 		}
 	}

@@ -204,6 +204,7 @@ func TestParseAuthSettingsV2Errors(t *testing.T) {
 		{"sections both at top and in properties", `{"properties":{"globalValidation":{}},"identityProviders":{}}`, []string{"both at top level and in properties"}},
 		{"syntax error with position", "{\n  \"globalValidation\": {\"excludedPaths\": [1,,2]}\n}", []string{"line 2, column"}},
 		{"invalid JSON in a section not read", "{\"platform\": {\"a\" \"b\"}}", []string{"line 1, column"}},
+		{"nested too deep", `{"platform":` + strings.Repeat(`[`, 100000) + strings.Repeat(`]`, 100000) + `}`, []string{"nests deeper than"}},
 		{"several problems", `{"globalValidation":{"unauthenticatedClientAction":"RedirectToLoginPage"},
 			"identityProviders":{"azureActiveDirectory":{"enabled":false}}}`,
 			[]string{"unauthenticatedClientAction", "enabled"}},
@@ -317,7 +318,7 @@ func FuzzParseAuthSettingsV2(f *testing.F) {
 			}
 			return
 		}
-		if cp, err := compilePolicy(MergePolicy(p, Policy{TenantID: tTenant, Audiences: []string{"a"}})); err == nil {
+		if cp, err := compilePolicy(MergePolicy(p, Policy{TenantID: tTenant, Audiences: []string{"a"}, InsecureAllowAnyCaller: true})); err == nil {
 			_ = cp.authorize(appToken())
 			_ = cp.excluded("/api/x")
 		}
