@@ -231,3 +231,46 @@ func TestPolicyWatcherMissingAtStart(t *testing.T) {
 		t.Errorf("a file created after start was not applied")
 	}
 }
+
+// Finding 3: a reload may narrow or change a check, never remove one.
+func TestChecksTurnedOff(t *testing.T) {
+	full := basePolicy()
+	full.AllowedApplications = []string{tApp}
+	full.AllowedIdentities = []string{tOID}
+	full.AllowedTenants = []string{tTenant}
+	full.RequiredRoles = []string{"r"}
+	full.AppOnly = true
+	full.MaxTokenAge = time.Hour
+	full.BoundClaims = map[string][]string{"ver": {"2.0"}, "appidacr": {"2"}}
+	full.UnauthenticatedAction = Return401
+	tests := []struct {
+		name   string
+		change func(*Policy)
+		want   string // "" = allowed
+	}{
+		{"unchanged", func(*Policy) {}, ""},
+		{"list emptied (nobody)", func(p *Policy) { p.AllowedApplications = []string{} }, ""},
+		{"list changed", func(p *Policy) { p.RequiredRoles = []string{"other"} }, ""},
+		{"identities swapped for groups", func(p *Policy) { p.AllowedIdentities, p.AllowedGroups = nil, []string{tGroup} }, ""},
+		{"bound claim pattern changed", func(p *Policy) { p.BoundClaims = map[string][]string{"ver": {"1.0"}, "appidacr": {"1"}} }, ""},
+		{"applications removed", func(p *Policy) { p.AllowedApplications = nil }, "AUTHMW_ALLOWED_APPLICATIONS"},
+		{"principals removed", func(p *Policy) { p.AllowedIdentities = nil }, "AUTHMW_ALLOWED_IDENTITIES"},
+		{"tenants removed", func(p *Policy) { p.AllowedTenants = nil }, "AUTHMW_ALLOWED_TENANTS"},
+		{"roles removed", func(p *Policy) { p.RequiredRoles = nil }, "AUTHMW_REQUIRED_ROLES"},
+		{"app-only off", func(p *Policy) { p.AppOnly = false }, "f2fauth.appOnly"},
+		{"token age off", func(p *Policy) { p.MaxTokenAge = 0 }, "AUTHMW_MAX_TOKEN_AGE"},
+		{"one bound claim removed", func(p *Policy) { delete(p.BoundClaims, "appidacr") }, `AUTHMW_BOUND_CLAIMS) "appidacr"`},
+		{"anonymous allowed", func(p *Policy) { p.UnauthenticatedAction = AllowAnonymous }, "AUTHMW_UNAUTHENTICATED_ACTION"},
+		{"everything excluded", func(p *Policy) { p.ExcludedPaths = []string{"/*"} }, "AUTHMW_EXCLUDED_PATHS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := clonePolicy(full)
+			tt.change(&next)
+			off := strings.Join(checksTurnedOff(full, next), "; ")
+			if (tt.want == "") != (off == "") || !strings.Contains(off, tt.want) {
+				t.Errorf("checksTurnedOff = %q, want %q", off, tt.want)
+			}
+		})
+	}
+}
