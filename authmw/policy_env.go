@@ -290,7 +290,11 @@ func parseUnauthenticatedAction(s string) (UnauthenticatedAction, error) {
 func parseBoundClaims(s string) (map[string][]string, error) {
 	if strings.HasPrefix(s, "{") {
 		var raw map[string]stringOrList
-		if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		err := checkKeys([]byte(s), anyKey)
+		if err == nil {
+			err = json.Unmarshal([]byte(s), &raw)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("is not a valid JSON object of claim -> value or [values]: %v", err)
 		}
 		out := make(map[string][]string, len(raw))

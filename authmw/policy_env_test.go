@@ -129,6 +129,8 @@ func TestConfigFromEnvEachVariable(t *testing.T) {
 		}, nil},
 		{"bound claims bad pair", "AUTHMW_BOUND_CLAIMS", "ver", nil, []string{"AUTHMW_BOUND_CLAIMS", "claim=pattern"}},
 		{"bound claims bad json", "AUTHMW_BOUND_CLAIMS", `{"ver":1}`, nil, []string{"AUTHMW_BOUND_CLAIMS", "JSON"}},
+		{"bound claims duplicate claim", "AUTHMW_BOUND_CLAIMS", `{"ver":"2.0","ver":"*"}`, nil, []string{"AUTHMW_BOUND_CLAIMS", `"ver" is given twice`}},
+		{"bound claims syntax error", "AUTHMW_BOUND_CLAIMS", `{"ver":"2.0",}`, nil, []string{"AUTHMW_BOUND_CLAIMS", "line 1, column"}},
 		{"claim mappings bad", "AUTHMW_CLAIM_MAPPINGS", "a=b,c", nil, []string{"AUTHMW_CLAIM_MAPPINGS", "key=claim"}},
 		{"claim mappings dup", "AUTHMW_CLAIM_MAPPINGS", "a=b,a=c", nil, []string{"AUTHMW_CLAIM_MAPPINGS", "twice"}},
 		{"disable www-auth", "AUTHMW_DISABLE_WWW_AUTHENTICATE", "true", func(c Config) bool { return c.Policy.DisableWWWAuthenticate }, nil},

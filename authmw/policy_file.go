@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxPolicyFileBytes bounds a policy file; real authsettingsV2 documents are a few KiB.
@@ -142,8 +143,11 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 // line and column. The result is not validated as a whole (see LoadPolicyFile).
 // Errors wrap ErrInvalidPolicy.
 func ParseAuthSettingsV2(data []byte) (Policy, error) {
-	data = bytes.TrimSpace(data)
-	if len(data) > 0 && data[0] == '"' { // the app setting value quoted as a JSON string
+	if !utf8.Valid(data) {
+		return Policy{}, invalidPolicy("authsettingsV2: the document is not valid UTF-8")
+	}
+	data = bytes.TrimSpace(bytes.TrimPrefix(data, []byte("\ufeff"))) // a byte order mark, as some editors write
+	if len(data) > 0 && data[0] == '"' {                             // the app setting value quoted as a JSON string
 		var inner string
 		if err := json.Unmarshal(data, &inner); err != nil {
 			return Policy{}, invalidPolicy("authsettingsV2: %s", jsonProblem(data, err))
@@ -153,8 +157,8 @@ func ParseAuthSettingsV2(data []byte) (Policy, error) {
 	if len(data) == 0 || data[0] != '{' {
 		return Policy{}, invalidPolicy("authsettingsV2: want a JSON object (the authsettingsV2 properties or the whole resource)")
 	}
-	if err := checkKeys(data); err != nil {
-		return Policy{}, err
+	if err := checkKeys(data, authSettingsSchema); err != nil {
+		return Policy{}, invalidPolicy("authsettingsV2: %v", err)
 	}
 	var doc authSettingsV2
 	if err := json.Unmarshal(data, &doc); err != nil {
@@ -244,25 +248,27 @@ var authSettingsSchema = func() keySchema {
 }()
 
 // checkKeys walks the JSON document data and refuses syntax errors, keys that
-// authSettingsSchema does not know and keys given twice (in any case), naming the key.
-func checkKeys(data []byte) error {
+// schema does not know and keys given twice (in any case), naming the key.
+func checkKeys(data []byte, schema keySchema) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	err := walkJSON(dec, authSettingsSchema, "", 0)
+	err := walkJSON(dec, schema, "", 0)
 	if err == nil {
 		if _, e := dec.Token(); e != io.EOF {
 			err = errors.New("unexpected data after the JSON object")
 		}
 	}
-	if err == nil {
-		return nil
-	}
-	var pe policyError
-	if errors.As(err, &pe) {
+	var ke schemaError
+	if err == nil || errors.As(err, &ke) {
 		return err
 	}
-	return invalidPolicy("authsettingsV2: %s", jsonProblem(data, offsetError{err, dec.InputOffset()}))
+	return errors.New(jsonProblem(data, offsetError{err, dec.InputOffset()}))
 }
+
+// schemaError is a problem with a key that walkJSON found.
+type schemaError string
+
+func (e schemaError) Error() string { return string(e) }
 
 // offsetError is an error of the JSON decoder with the offset it stopped at.
 type offsetError struct {
@@ -282,7 +288,7 @@ func walkJSON(dec *json.Decoder, schema keySchema, path string, depth int) error
 		return err
 	}
 	if d, ok := tok.(json.Delim); ok && (d == '[' || d == '{') && depth >= maxPolicyDepth {
-		return invalidPolicy("authsettingsV2: %q nests deeper than %d levels", path, maxPolicyDepth)
+		return schemaError(fmt.Sprintf("%q nests deeper than %d levels", path, maxPolicyDepth))
 	}
 	switch tok {
 	case json.Delim('['):
@@ -307,10 +313,10 @@ func walkJSON(dec *json.Decoder, schema keySchema, path string, depth int) error
 		at := strings.TrimPrefix(path+"."+key, ".")
 		name, child, known := schema.lookup(key)
 		if !known {
-			return invalidPolicy("authsettingsV2: unknown key %q: check its spelling (known here: %s)", at, knownKeys(schema))
+			return schemaError(fmt.Sprintf("unknown key %q: check its spelling (known here: %s)", at, knownKeys(schema)))
 		}
 		if prev, dup := seen[name]; dup {
-			return invalidPolicy("authsettingsV2: key %q is given twice (also as %q; keys match case-insensitively): keep one", at, prev)
+			return schemaError(fmt.Sprintf("key %q is given twice (also as %q; keys match case-insensitively): keep one", at, prev))
 		}
 		seen[name] = key
 		if err := walkJSON(dec, child, at, depth+1); err != nil {

@@ -124,6 +124,7 @@ func TestParseAuthSettingsV2(t *testing.T) {
 		{"bound claims differing in case are two claims", `{"f2fauth":{"boundClaims":{"tid":"a","TID":"b"}}}`,
 			Policy{BoundClaims: map[string][]string{"tid": {"a"}, "TID": {"b"}}}},
 		{"empty object", `{}`, Policy{}},
+		{"byte order mark", "\ufeff{\"globalValidation\":{\"excludedPaths\":[\"/h\"]}}", Policy{ExcludedPaths: []string{"/h"}}},
 		{"platform disabled is fine (migrating off Easy Auth)", `{"platform":{"enabled":false}}`, Policy{}},
 		{"null extension", `{"f2fauth":null}`, Policy{}},
 	}
@@ -205,6 +206,7 @@ func TestParseAuthSettingsV2Errors(t *testing.T) {
 		{"syntax error with position", "{\n  \"globalValidation\": {\"excludedPaths\": [1,,2]}\n}", []string{"line 2, column"}},
 		{"invalid JSON in a section not read", "{\"platform\": {\"a\" \"b\"}}", []string{"line 1, column"}},
 		{"nested too deep", `{"platform":` + strings.Repeat(`[`, 100000) + strings.Repeat(`]`, 100000) + `}`, []string{"nests deeper than"}},
+		{"invalid UTF-8", "{\"f2fauth\":{\"requiredRoles\":[\"\xff\"]}}", []string{"not valid UTF-8"}},
 		{"several problems", `{"globalValidation":{"unauthenticatedClientAction":"RedirectToLoginPage"},
 			"identityProviders":{"azureActiveDirectory":{"enabled":false}}}`,
 			[]string{"unauthenticatedClientAction", "enabled"}},
