@@ -132,12 +132,12 @@ type policyProblem struct {
 	args   []any
 }
 
-// placeholder matches "{Field}" in a policyProblem message.
-var placeholder = regexp.MustCompile(`\{[A-Za-z]+\}`)
+// fieldPlaceholder matches "{Field}" in a policyProblem message.
+var fieldPlaceholder = regexp.MustCompile(`\{[A-Za-z]+\}`)
 
 // err renders the problem, naming fields with name (short names in the message body).
 func (p policyProblem) err(name, short func(field string) string) error {
-	format := placeholder.ReplaceAllStringFunc(p.format, func(f string) string {
+	format := fieldPlaceholder.ReplaceAllStringFunc(p.format, func(f string) string {
 		return strings.ReplaceAll(short(f[1:len(f)-1]), "%", "%%")
 	})
 	msg := fmt.Sprintf(format, p.args...)
@@ -232,8 +232,8 @@ func (p *Policy) hasAuthorizationRule() bool {
 // shape of an Entra issuer's tenant segment. Only a GUID is a valid TenantID.
 var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
 
-// guidPattern matches a GUID in either case.
-var guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+// tenantGUIDPattern matches a GUID in either case.
+var tenantGUIDPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 
 func (p Policy) problems() []policyProblem {
 	var probs []policyProblem
@@ -253,7 +253,7 @@ func (p Policy) problems() []policyProblem {
 		case "common", "organizations", "consumers":
 			add("TenantID", "%q is a multi-tenant authority, which cannot pin an issuer: set the tenant ID (GUID) and list accepted tenants in {AllowedTenants}", p.TenantID)
 		default:
-			if !guidPattern.MatchString(p.TenantID) {
+			if !tenantGUIDPattern.MatchString(p.TenantID) {
 				add("TenantID", "%q is not a tenant GUID: set it to the Directory (tenant) ID, e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47 (a domain name is not resolved; tokens carry the GUID)", p.TenantID)
 			}
 		}

@@ -215,7 +215,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		fp, err := LoadPolicyFile(c.PolicyFile)
 		if err != nil {
 			bad("AUTHMW_POLICY_FILE", "cannot be used: %v: fix the file or unset the variable", err)
-			return c, configError(errs)
+			return c, joinConfigErrors(errs)
 		}
 		merged = MergePolicy(fp, c.Policy)
 		fileHint = c.PolicyFile
@@ -235,12 +235,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	for _, pr := range merged.problems() {
 		errs = append(errs, pr.err(envName, short))
 	}
-	return c, configError(errs)
+	return c, joinConfigErrors(errs)
 }
 
-// configError joins errs after one "authmw: invalid configuration: " prefix; nil
+// joinConfigErrors joins errs after one "authmw: invalid configuration: " prefix; nil
 // when there are none.
-func configError(errs []error) error {
+func joinConfigErrors(errs []error) error {
 	if len(errs) == 0 {
 		return nil
 	}
@@ -290,7 +290,7 @@ func parseUnauthenticatedAction(s string) (UnauthenticatedAction, error) {
 func parseBoundClaims(s string) (map[string][]string, error) {
 	if strings.HasPrefix(s, "{") {
 		var raw map[string]stringOrList
-		err := checkKeys([]byte(s), anyKey)
+		err := checkKeys([]byte(s), anyKeys)
 		if err == nil {
 			err = json.Unmarshal([]byte(s), &raw)
 		}

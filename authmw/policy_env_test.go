@@ -251,6 +251,19 @@ func TestConfigFromEnvPolicyFile(t *testing.T) {
 			t.Fatalf("ConfigFromEnv: %v", err)
 		}
 	})
+	t.Run("file durations bounded like the variables", func(t *testing.T) {
+		p := filepath.Join(dir, "skew.json")
+		writeFile(t, p, `{"f2fauth":{"clockSkew":"87600h","maxTokenAge":1e9}}`)
+		env := minimalEnv()
+		env["AUTHMW_POLICY_FILE"] = p
+		_, err := ConfigFromEnv(envFunc(env))
+		for _, w := range []string{"AUTHMW_CLOCK_SKEW (or f2fauth.clockSkew in AUTHMW_POLICY_FILE", "is 87600h, out of range",
+			"AUTHMW_MAX_TOKEN_AGE (or f2fauth.maxTokenAge", "from 1m to 24h"} {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("error %v does not contain %q", err, w)
+			}
+		}
+	})
 	t.Run("unparseable file", func(t *testing.T) {
 		p := filepath.Join(dir, "broken.json")
 		writeFile(t, p, `{"identityProviders":`)

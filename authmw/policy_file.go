@@ -185,13 +185,13 @@ func ParseAuthSettingsV2(data []byte) (Policy, error) {
 
 // keySchema lists the keys an object may hold (matched case-insensitively, like
 // encoding/json does), each with the schema of its value: nil for a value whose keys
-// are not checked (a leaf, or a section authmw does not read), anyKey for a map with
+// are not checked (a leaf, or a section authmw does not read), anyKeys for a map with
 // free keys (told apart exactly, as claim names are).
 type keySchema map[string]keySchema
 
-var anyKey = keySchema{"": nil}
+var anyKeys = keySchema{"": nil}
 
-func keys(names ...string) keySchema {
+func schemaKeys(names ...string) keySchema {
 	s := make(keySchema, len(names))
 	for _, n := range names {
 		s[n] = nil
@@ -224,23 +224,23 @@ func (s keySchema) lookup(key string) (name string, child keySchema, known bool)
 
 // authSettingsSchema is the key schema of an authsettingsV2 document.
 var authSettingsSchema = func() keySchema {
-	aad := keys("enabled", "isAutoProvisioned").
-		with("registration", keys("openIdIssuer", "clientId", "clientSecretSettingName",
+	aad := schemaKeys("enabled", "isAutoProvisioned").
+		with("registration", schemaKeys("openIdIssuer", "clientId", "clientSecretSettingName",
 			"clientSecretCertificateThumbprint", "clientSecretCertificateSubjectAlternativeName", "clientSecretCertificateIssuer")).
-		with("login", keys("loginParameters", "disableWWWAuthenticate")).
-		with("validation", keys("allowedAudiences").
-			with("jwtClaimChecks", keys("allowedGroups", "allowedClientApplications")).
-			with("defaultAuthorizationPolicy", keys("allowedApplications").
-				with("allowedPrincipals", keys("groups", "identities"))))
-	f2f := keys("requiredRoles", "allowedTenants", "appOnly", "maxTokenAge", "clockSkew", "easyAuthHeaders",
+		with("login", schemaKeys("loginParameters", "disableWWWAuthenticate")).
+		with("validation", schemaKeys("allowedAudiences").
+			with("jwtClaimChecks", schemaKeys("allowedGroups", "allowedClientApplications")).
+			with("defaultAuthorizationPolicy", schemaKeys("allowedApplications").
+				with("allowedPrincipals", schemaKeys("groups", "identities"))))
+	f2f := schemaKeys("requiredRoles", "allowedTenants", "appOnly", "maxTokenAge", "clockSkew", "easyAuthHeaders",
 		"disableWWWAuthenticate", "tenantId", "authorityHost", "issuers", "audiences").
-		with("boundClaims", anyKey).with("claimMappings", anyKey)
-	props := keys("platform", "login", "httpSettings", "clearInboundClaimsMapping").
-		with("globalValidation", keys("requireAuthentication", "unauthenticatedClientAction", "redirectToProvider", "excludedPaths")).
-		with("identityProviders", keys("facebook", "gitHub", "google", "twitter", "apple", "azureStaticWebApps",
+		with("boundClaims", anyKeys).with("claimMappings", anyKeys)
+	props := schemaKeys("platform", "login", "httpSettings", "clearInboundClaimsMapping").
+		with("globalValidation", schemaKeys("requireAuthentication", "unauthenticatedClientAction", "redirectToProvider", "excludedPaths")).
+		with("identityProviders", schemaKeys("facebook", "gitHub", "google", "twitter", "apple", "azureStaticWebApps",
 			"customOpenIdConnectProviders", "legacyMicrosoftAccount").with("azureActiveDirectory", aad)).
 		with("f2fauth", f2f)
-	top := keys("id", "name", "type", "kind", "location", "resourceGroup", "systemData", "tags").with("properties", props)
+	top := schemaKeys("id", "name", "type", "kind", "location", "resourceGroup", "systemData", "tags").with("properties", props)
 	for k, v := range props {
 		top[k] = v
 	}
