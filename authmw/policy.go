@@ -161,16 +161,17 @@ func (p policyProblem) err(name, short func(field string) string) error {
 // excluded paths that start with "/", are clean and use "*" only as a trailing "/*";
 // bound claims and claim mappings with names and values.
 func (p Policy) Validate() error {
-	probs := p.problems()
-	if len(probs) == 0 {
-		return nil
-	}
 	name := func(f string) string { return "Policy." + f }
-	errs := make([]error, len(probs))
-	for i, pr := range probs {
-		errs[i] = pr.err(name, name)
+	return errors.Join(p.problemErrs(name, name)...)
+}
+
+// problemErrs renders p's problems, naming fields with name (short in message bodies).
+func (p Policy) problemErrs(name, short func(field string) string) []error {
+	var errs []error
+	for _, pr := range p.problems() {
+		errs = append(errs, pr.err(name, short))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // durationRange is the accepted range of a duration setting; 0 always means zero.

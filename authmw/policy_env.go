@@ -220,22 +220,26 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		merged = MergePolicy(fp, c.Policy)
 		fileHint = c.PolicyFile
 	}
-	short := func(field string) string {
+	errs = append(errs, merged.problemErrs(settingNames(fileHint))...)
+	return c, joinConfigErrors(errs)
+}
+
+// settingNames returns how problems name a Policy field: by its environment variable
+// (short), and also by its key in the policy file at path, when path is set (name).
+func settingNames(path string) (name, short func(field string) string) {
+	short = func(field string) string {
 		if m, ok := envForField[field]; ok {
 			return m.env
 		}
 		return "Policy." + field
 	}
-	envName := func(field string) string {
-		if m := envForField[field]; fileHint != "" && m.file != "" {
-			return m.env + " (or " + m.file + " in AUTHMW_POLICY_FILE " + fileHint + ")"
+	name = func(field string) string {
+		if m := envForField[field]; path != "" && m.file != "" {
+			return m.env + " (or " + m.file + " in AUTHMW_POLICY_FILE " + path + ")"
 		}
 		return short(field)
 	}
-	for _, pr := range merged.problems() {
-		errs = append(errs, pr.err(envName, short))
-	}
-	return c, joinConfigErrors(errs)
+	return name, short
 }
 
 // joinConfigErrors joins errs after one "authmw: invalid configuration: " prefix; nil

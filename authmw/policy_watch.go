@@ -133,7 +133,12 @@ func (w *policyWatcher) poll() {
 		reject("rejected", err)
 		return
 	}
-	next, err := compilePolicy(MergePolicy(fp, w.override))
+	merged := MergePolicy(fp, w.override)
+	if errs := merged.problemErrs(settingNames(w.path)); len(errs) > 0 {
+		reject("rejected", errors.Join(errs...))
+		return
+	}
+	next, err := compilePolicy(merged)
 	if err != nil {
 		reject("rejected", err)
 		return

@@ -130,7 +130,12 @@ func TestPolicyWatcher(t *testing.T) {
 	waitFor(t, "the warning about the broken file", func() bool { return strings.Contains(logs.String(), "level=WARN") })
 	// A change that parses but is invalid as a whole is also rejected.
 	replaceFile(t, path, `{"identityProviders":{"azureActiveDirectory":{"registration":{"clientId":"`+tApp+`"}}},"globalValidation":{"excludedPaths":["relative"]}}`)
-	waitFor(t, "the warning about the invalid policy", func() bool { return strings.Contains(logs.String(), "ExcludedPaths") })
+	waitFor(t, "the warning about the invalid policy", func() bool {
+		return strings.Contains(logs.String(), "AUTHMW_EXCLUDED_PATHS (or globalValidation.excludedPaths in AUTHMW_POLICY_FILE")
+	})
+	if strings.Contains(logs.String(), "Policy.") {
+		t.Errorf("the warning names a Go field, not the setting:\n%s", logs)
+	}
 	// Then a valid change is applied again: the count proves the invalid ones were not.
 	replaceFile(t, path, watchedDoc(`"D"`))
 	waitFor(t, "the next valid change", func() bool { return rec.count() == 3 })
