@@ -98,6 +98,8 @@ func newEnvHook(t testing.TB, hook func(*testEnv), opts ...envOption) *testEnv {
 			TenantID:      idp.TenantID(),
 			AuthorityHost: idp.AuthorityURL(),
 			Audiences:     []string{testAudience},
+			// Most tests add the rule they exercise; the base admits any caller.
+			InsecureAllowAnyCaller: true,
 		},
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnDecision: func(d Decision) {

@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 		go m.discoverLoop(s)
 	}
 	if cfg.PolicyFile != "" {
-		startPolicyWatcher(m.ctx, cfg.PolicyFile, cfg.PolicyFileInterval, cfg.Policy, m.SetPolicy, cfg.Logger)
+		startPolicyWatcher(m.ctx, cfg.PolicyFile, cfg.PolicyFileInterval, cfg.Policy, m, cfg.Logger)
 	}
 	return m, nil
 }

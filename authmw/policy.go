@@ -3,12 +3,13 @@ package authmw
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"path"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/f2fauth/f2fauth/internal/netrule"
 )
 
 // UnauthenticatedAction says what happens to a request on a protected path that carries
@@ -32,13 +33,17 @@ const DefaultAuthorityHost = "https://login.microsoftonline.com"
 const DefaultClockSkew = 5 * time.Minute
 
 // Policy is who may call: it mirrors Easy Auth's authsettingsV2 Entra validation and adds
-// the checks Easy Auth lacks. The zero value of each list field means "not checked",
-// except Audiences, which is required.
+// the checks Easy Auth lacks. A nil list means "not checked"; a non-nil empty list
+// ([]string{}, an empty JSON array in the policy file, or a variable set to "," ) means
+// "nobody": it never switches a check off. Audiences is required, and at least one
+// authorization rule (AllowedApplications, AllowedIdentities, AllowedGroups,
+// RequiredRoles or BoundClaims) is required unless InsecureAllowAnyCaller is set.
 type Policy struct {
 	// TenantID, when set, trusts both Entra token versions of that tenant: v1 from
 	// {AuthorityHost}/{TenantID}/.well-known/openid-configuration and v2 from
 	// {AuthorityHost}/{TenantID}/v2.0/.well-known/openid-configuration. Either TenantID
-	// or Issuers (or both) must be set.
+	// or Issuers (or both) must be set. It must be the tenant GUID (compared
+	// case-insensitively); a domain name is refused.
 	TenantID string
 	// AuthorityHost is the Entra authority, default DefaultAuthorityHost. Change it for
 	// sovereign clouds or a local identity platform. Plain http is refused unless the
@@ -50,15 +55,24 @@ type Policy struct {
 	// Audiences are the accepted aud values (required). Nothing is implicit.
 	Audiences []string
 	// AllowedApplications are accepted client application IDs (appid for v1, azp for v2).
+	// nil: not checked; empty and non-nil: no application is accepted.
 	AllowedApplications []string
 	// AllowedIdentities are accepted object IDs (oid). Combined with AllowedGroups by OR.
+	// nil: not checked; empty and non-nil: no identity is accepted.
 	AllowedIdentities []string
 	// AllowedGroups are accepted group object IDs (groups). Combined with AllowedIdentities by OR.
+	// nil: not checked; empty and non-nil: no group is accepted.
 	AllowedGroups []string
-	// AllowedTenants are accepted tenant IDs (tid).
+	// AllowedTenants are accepted tenant IDs (tid), compared case-insensitively.
+	// nil: not checked; empty and non-nil: no tenant is accepted.
 	AllowedTenants []string
 	// RequiredRoles: the token's roles must contain at least one of them.
+	// nil: not checked; empty and non-nil: no token is accepted.
 	RequiredRoles []string
+	// InsecureAllowAnyCaller accepts a policy without any authorization rule: every
+	// caller holding a valid token for one of the Audiences then passes, whichever
+	// application or identity it is. Default false: such a policy is refused.
+	InsecureAllowAnyCaller bool
 	// AppOnly accepts only app-only tokens (idtyp=app, or oid == sub when idtyp is absent).
 	AppOnly bool
 	// BoundClaims requires each named claim to match one of the listed values; a value
@@ -67,9 +81,11 @@ type Policy struct {
 	BoundClaims map[string][]string
 	// ClaimMappings copies claim values into Principal.Metadata: metadata key -> claim name.
 	ClaimMappings map[string]string
-	// MaxTokenAge rejects tokens whose iat is older than this; 0 means not checked.
+	// MaxTokenAge rejects tokens whose iat is older than this; 0 means not checked,
+	// otherwise 1m to 24h.
 	MaxTokenAge time.Duration
-	// ClockSkew is the leeway for exp, nbf and iat; default DefaultClockSkew.
+	// ClockSkew is the leeway for exp, nbf and iat; 0 means DefaultClockSkew,
+	// otherwise 1s to 10m.
 	ClockSkew time.Duration
 	// ExcludedPaths are served without authentication: exact paths, or prefixes written
 	// with a trailing "/*" (like Easy Auth's globalValidation.excludedPaths), matched
@@ -91,52 +107,139 @@ type Policy struct {
 
 // ErrInvalidPolicy is wrapped by every problem Policy.Validate, ConfigFromEnv,
 // ParseAuthSettingsV2 and LoadPolicyFile report, so callers can test for it with errors.Is.
+// The problems' messages do not repeat its text.
 var ErrInvalidPolicy = errors.New("authmw: invalid policy")
+
+// policyError is one problem with a policy: its message, wrapping ErrInvalidPolicy.
+type policyError string
+
+func (e policyError) Error() string { return string(e) }
+func (e policyError) Unwrap() error { return ErrInvalidPolicy }
+
+// invalidPolicy formats a policyError.
+func invalidPolicy(format string, args ...any) error {
+	return policyError(fmt.Sprintf(format, args...))
+}
 
 // policyProblem is one problem found in a policy: the Policy field it concerns and
 // a message that completes a sentence starting with the setting's name, such as
-// "is required: set it to ...". ConfigFromEnv names the environment variable instead.
+// "is required: set it to ...". In msg, "{Field}" stands for another setting's name.
+// Validate names Policy fields; ConfigFromEnv names the environment variables.
 type policyProblem struct {
-	field string // Policy field name, e.g. "Audiences"
-	alt   string // another field that would also satisfy the requirement, if any
-	msg   string
+	field  string // Policy field name, e.g. "Audiences"; "" when msg is a whole sentence
+	alt    string // another field that would also satisfy the requirement, if any
+	format string
+	args   []any
 }
 
-// err renders the problem with name for the field and altName for alt.
-func (p policyProblem) err(name, altName string) error {
-	if p.alt != "" {
-		name += " (or " + altName + ")"
+// fieldPlaceholder matches "{Field}" in a policyProblem message.
+var fieldPlaceholder = regexp.MustCompile(`\{[A-Za-z]+\}`)
+
+// err renders the problem, naming fields with name (short names in the message body).
+func (p policyProblem) err(name, short func(field string) string) error {
+	format := fieldPlaceholder.ReplaceAllStringFunc(p.format, func(f string) string {
+		return strings.ReplaceAll(short(f[1:len(f)-1]), "%", "%%")
+	})
+	msg := fmt.Sprintf(format, p.args...)
+	if p.field == "" {
+		return policyError(msg)
 	}
-	return fmt.Errorf("%w: %s %s", ErrInvalidPolicy, name, p.msg)
+	n := name(p.field)
+	if p.alt != "" {
+		n += " (or " + name(p.alt) + ")"
+	}
+	return policyError(n + " " + msg)
 }
 
 // Validate reports every problem of p together (joined with errors.Join), each naming
 // the Policy field and saying what to do; nil when p can be used. Zero durations,
 // AuthorityHost and UnauthenticatedAction are valid: they mean the defaults. It checks:
-// at least one audience; TenantID or Issuers set; TenantID a tenant GUID or domain;
-// issuer and authority URLs absolute, https (plain http only on a loopback host), with
-// no query, fragment or credentials; a known UnauthenticatedAction; no negative
-// durations; no empty list entries; excluded paths that start with "/", are clean and
-// use "*" only as a trailing "/*"; bound claims and claim mappings with names and values.
+// at least one audience; TenantID or Issuers set; TenantID a tenant GUID; at least one
+// authorization rule unless InsecureAllowAnyCaller; issuer and authority URLs absolute,
+// https (plain http only on a loopback host), with no query, fragment or credentials; a
+// known UnauthenticatedAction; durations within their ranges; no empty list entries;
+// excluded paths that start with "/", are clean and use "*" only as a trailing "/*";
+// bound claims and claim mappings with names and values.
 func (p Policy) Validate() error {
-	probs := p.problems()
-	if len(probs) == 0 {
-		return nil
-	}
-	errs := make([]error, len(probs))
-	for i, pr := range probs {
-		errs[i] = pr.err("Policy."+pr.field, "Policy."+pr.alt)
-	}
-	return errors.Join(errs...)
+	name := func(f string) string { return "Policy." + f }
+	return errors.Join(p.problemErrs(name, name)...)
 }
 
-// tenantIDPattern accepts a tenant GUID or a verified domain (contoso.onmicrosoft.com).
+// problemErrs renders p's problems, naming fields with name (short in message bodies).
+func (p Policy) problemErrs(name, short func(field string) string) []error {
+	var errs []error
+	for _, pr := range p.problems() {
+		errs = append(errs, pr.err(name, short))
+	}
+	return errs
+}
+
+// durationRange is the accepted range of a duration setting; 0 always means zero.
+type durationRange struct {
+	min, max time.Duration
+	zero     string // what 0 means
+}
+
+// durationRanges bound every duration setting (Policy and Config fields) so that
+// none can switch off the guarantee it exists for: a skew or token age of years, a
+// refresh that never happens, or a rate limit of a nanosecond.
+var durationRanges = map[string]durationRange{
+	"ClockSkew":          {time.Second, 10 * time.Minute, "the default, 5m"},
+	"MaxTokenAge":        {time.Minute, 24 * time.Hour, "not checked"},
+	"PolicyFileInterval": {time.Second, 5 * time.Minute, "the default, 5s"},
+	"KeyRefreshInterval": {5 * time.Minute, 24 * time.Hour, "the default, 12h"},
+	"UnknownKeyInterval": {time.Second, 10 * time.Minute, "the default, 30s"},
+}
+
+// checkDuration returns "" when d is in field's range, else the problem.
+func checkDuration(field string, d time.Duration) string {
+	r := durationRanges[field]
+	if d == 0 || (d >= r.min && d <= r.max) {
+		return ""
+	}
+	return fmt.Sprintf("is %s, out of range: use 0 (%s) or a duration from %s to %s",
+		shortDuration(d), r.zero, shortDuration(r.min), shortDuration(r.max))
+}
+
+// shortDuration formats d without trailing zero units ("10m", not "10m0s").
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// normalize lower-cases the tenant GUIDs, which Entra compares case-insensitively.
+// compilePolicy calls it on its own copy.
+func (p *Policy) normalize() {
+	p.TenantID = strings.ToLower(p.TenantID)
+	for i, t := range p.AllowedTenants {
+		p.AllowedTenants[i] = strings.ToLower(t)
+	}
+}
+
+// hasAuthorizationRule reports whether p limits who may call beyond holding a token
+// for the audience. A present but empty list is a rule: it accepts nobody.
+func (p *Policy) hasAuthorizationRule() bool {
+	return p.AllowedApplications != nil || p.AllowedIdentities != nil || p.AllowedGroups != nil ||
+		p.RequiredRoles != nil || len(p.BoundClaims) > 0
+}
+
+// tenantIDPattern accepts a tenant GUID or a domain (contoso.onmicrosoft.com): the
+// shape of an Entra issuer's tenant segment. Only a GUID is a valid TenantID.
 var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
+
+// tenantGUIDPattern matches a GUID in either case.
+var tenantGUIDPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 
 func (p Policy) problems() []policyProblem {
 	var probs []policyProblem
 	add := func(field, format string, args ...any) {
-		probs = append(probs, policyProblem{field: field, msg: fmt.Sprintf(format, args...)})
+		probs = append(probs, policyProblem{field: field, format: format, args: args})
 	}
 
 	if len(p.Audiences) == 0 {
@@ -144,17 +247,22 @@ func (p Policy) problems() []policyProblem {
 	}
 	if p.TenantID == "" && len(p.Issuers) == 0 {
 		probs = append(probs, policyProblem{field: "TenantID", alt: "Issuers",
-			msg: "is required: set the tenant ID (GUID) of the Entra tenant that issues the tokens, or an OIDC issuer URL"})
+			format: "is required: set the tenant ID (GUID) of the Entra tenant that issues the tokens, or an OIDC issuer URL"})
 	}
 	if p.TenantID != "" {
 		switch strings.ToLower(p.TenantID) {
 		case "common", "organizations", "consumers":
-			add("TenantID", "%q is a multi-tenant authority, which cannot pin an issuer: set the tenant ID (GUID) and list accepted tenants in AllowedTenants", p.TenantID)
+			add("TenantID", "%q is a multi-tenant authority, which cannot pin an issuer: set the tenant ID (GUID) and list accepted tenants in {AllowedTenants}", p.TenantID)
 		default:
-			if !tenantIDPattern.MatchString(p.TenantID) {
-				add("TenantID", "%q is not a tenant ID: set it to the tenant GUID or its domain (no slashes or URL)", p.TenantID)
+			if !tenantGUIDPattern.MatchString(p.TenantID) {
+				add("TenantID", "%q is not a tenant GUID: set it to the Directory (tenant) ID, e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47 (a domain name is not resolved; tokens carry the GUID)", p.TenantID)
 			}
 		}
+	}
+	if !p.hasAuthorizationRule() && !p.InsecureAllowAnyCaller {
+		probs = append(probs, policyProblem{format: "no authorization rule is set, so every caller with a valid token for the audience would pass: " +
+			"list the allowed callers in {AllowedApplications}, {AllowedIdentities}, {AllowedGroups}, {RequiredRoles} or {BoundClaims}, " +
+			"or, if any caller is really meant to pass, set {InsecureAllowAnyCaller} to true"})
 	}
 	if p.AuthorityHost != "" {
 		if msg := checkIssuerURL(p.AuthorityHost); msg != "" {
@@ -192,11 +300,13 @@ func (p Policy) problems() []policyProblem {
 	default:
 		add("UnauthenticatedAction", "%q is not valid: use Return401 (default), Return403 or AllowAnonymous", string(p.UnauthenticatedAction))
 	}
-	if p.ClockSkew < 0 {
-		add("ClockSkew", "is negative (%s): use a duration >= 0 (0 means the default, %s)", p.ClockSkew, DefaultClockSkew)
-	}
-	if p.MaxTokenAge < 0 {
-		add("MaxTokenAge", "is negative (%s): use a duration > 0, or 0 to not check token age", p.MaxTokenAge)
+	for _, f := range []struct {
+		field string
+		d     time.Duration
+	}{{"ClockSkew", p.ClockSkew}, {"MaxTokenAge", p.MaxTokenAge}} {
+		if msg := checkDuration(f.field, f.d); msg != "" {
+			add(f.field, "%s", msg)
+		}
 	}
 	for i, e := range p.ExcludedPaths {
 		if msg := checkExcludedPath(e); msg != "" {
@@ -242,22 +352,13 @@ func checkIssuerURL(s string) string {
 	case "https":
 		return ""
 	case "http":
-		if isLoopbackHost(u.Hostname()) {
+		if netrule.IsLoopback(u.Hostname()) {
 			return ""
 		}
 		return "uses plain http on a non-loopback host: use https (plain http is only allowed for 127.0.0.0/8, ::1 and localhost)"
 	default:
 		return "must be an https URL"
 	}
-}
-
-// isLoopbackHost reports whether host (without port) is localhost, 127.0.0.0/8 or ::1.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // checkExcludedPath returns "" when e is a valid ExcludedPaths entry, else the problem.

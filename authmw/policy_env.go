@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ var EnvVars = []string{
 	"AUTHMW_ALLOWED_GROUPS",
 	"AUTHMW_ALLOWED_TENANTS",
 	"AUTHMW_REQUIRED_ROLES",
+	"AUTHMW_INSECURE_ALLOW_ANY_CALLER",
 	"AUTHMW_EXCLUDED_PATHS",
 	"AUTHMW_UNAUTHENTICATED_ACTION",
 	"AUTHMW_CLOCK_SKEW",
@@ -42,64 +44,86 @@ var EnvVars = []string{
 // envForField names, for each Policy field Validate can complain about, the
 // environment variable that sets it and the policy-file key that can set it instead.
 var envForField = map[string]struct{ env, file string }{
-	"TenantID":              {"AUTHMW_TENANT_ID", "identityProviders.azureActiveDirectory.registration.openIdIssuer"},
-	"AuthorityHost":         {"AUTHMW_AUTHORITY_HOST", "identityProviders.azureActiveDirectory.registration.openIdIssuer"},
-	"Issuers":               {"AUTHMW_ISSUER", "identityProviders.azureActiveDirectory.registration.openIdIssuer"},
-	"Audiences":             {"AUTHMW_AUDIENCES", "identityProviders.azureActiveDirectory.validation.allowedAudiences"},
-	"AllowedApplications":   {"AUTHMW_ALLOWED_APPLICATIONS", "validation.defaultAuthorizationPolicy.allowedApplications"},
-	"AllowedIdentities":     {"AUTHMW_ALLOWED_IDENTITIES", "validation.defaultAuthorizationPolicy.allowedPrincipals.identities"},
-	"AllowedGroups":         {"AUTHMW_ALLOWED_GROUPS", "validation.defaultAuthorizationPolicy.allowedPrincipals.groups"},
-	"AllowedTenants":        {"AUTHMW_ALLOWED_TENANTS", "f2fauth.allowedTenants"},
-	"RequiredRoles":         {"AUTHMW_REQUIRED_ROLES", "f2fauth.requiredRoles"},
-	"ExcludedPaths":         {"AUTHMW_EXCLUDED_PATHS", "globalValidation.excludedPaths"},
-	"UnauthenticatedAction": {"AUTHMW_UNAUTHENTICATED_ACTION", "globalValidation.unauthenticatedClientAction"},
-	"ClockSkew":             {"AUTHMW_CLOCK_SKEW", "f2fauth.clockSkew"},
-	"MaxTokenAge":           {"AUTHMW_MAX_TOKEN_AGE", "f2fauth.maxTokenAge"},
-	"BoundClaims":           {"AUTHMW_BOUND_CLAIMS", "f2fauth.boundClaims"},
-	"ClaimMappings":         {"AUTHMW_CLAIM_MAPPINGS", "f2fauth.claimMappings"},
+	"TenantID":               {"AUTHMW_TENANT_ID", "identityProviders.azureActiveDirectory.registration.openIdIssuer"},
+	"AuthorityHost":          {"AUTHMW_AUTHORITY_HOST", "identityProviders.azureActiveDirectory.registration.openIdIssuer"},
+	"Issuers":                {"AUTHMW_ISSUER", "identityProviders.azureActiveDirectory.registration.openIdIssuer"},
+	"Audiences":              {"AUTHMW_AUDIENCES", "identityProviders.azureActiveDirectory.validation.allowedAudiences"},
+	"AllowedApplications":    {"AUTHMW_ALLOWED_APPLICATIONS", "validation.defaultAuthorizationPolicy.allowedApplications"},
+	"AllowedIdentities":      {"AUTHMW_ALLOWED_IDENTITIES", "validation.defaultAuthorizationPolicy.allowedPrincipals.identities"},
+	"AllowedGroups":          {"AUTHMW_ALLOWED_GROUPS", "validation.defaultAuthorizationPolicy.allowedPrincipals.groups"},
+	"AllowedTenants":         {"AUTHMW_ALLOWED_TENANTS", "f2fauth.allowedTenants"},
+	"RequiredRoles":          {"AUTHMW_REQUIRED_ROLES", "f2fauth.requiredRoles"},
+	"ExcludedPaths":          {"AUTHMW_EXCLUDED_PATHS", "globalValidation.excludedPaths"},
+	"UnauthenticatedAction":  {"AUTHMW_UNAUTHENTICATED_ACTION", "globalValidation.unauthenticatedClientAction"},
+	"ClockSkew":              {"AUTHMW_CLOCK_SKEW", "f2fauth.clockSkew"},
+	"MaxTokenAge":            {"AUTHMW_MAX_TOKEN_AGE", "f2fauth.maxTokenAge"},
+	"BoundClaims":            {"AUTHMW_BOUND_CLAIMS", "f2fauth.boundClaims"},
+	"ClaimMappings":          {"AUTHMW_CLAIM_MAPPINGS", "f2fauth.claimMappings"},
+	"AppOnly":                {"AUTHMW_APP_ONLY", "f2fauth.appOnly"},
+	"InsecureAllowAnyCaller": {"AUTHMW_INSECURE_ALLOW_ANY_CALLER", ""},
+	"PolicyFileInterval":     {"AUTHMW_POLICY_FILE_INTERVAL", ""},
+	"KeyRefreshInterval":     {"AUTHMW_KEY_REFRESH_INTERVAL", ""},
+	"UnknownKeyInterval":     {"AUTHMW_UNKNOWN_KEY_INTERVAL", ""},
 }
 
 // ConfigFromEnv reads a Config from the AUTHMW_* environment variables listed in
-// EnvVars, using getenv (os.Getenv when nil). It fills Config.Policy,
-// Config.PolicyFile and the Config fields that have a variable; callers set the rest
-// (Logger, HTTPClient, ...). An unset or empty variable means the default.
+// EnvVars, using getenv; when getenv is nil or os.Getenv it reads the process
+// environment with os.LookupEnv, which also tells a variable set to "" from an unset one. It fills
+// Config.Policy, Config.PolicyFile and the Config fields that have a variable; callers
+// set the rest (Logger, HTTPClient, ...). An unset or empty variable means the default,
+// except for the allow-lists below.
 //
 // Lists are comma-separated; spaces around items are trimmed and empty items dropped.
-// Durations use time.ParseDuration syntax ("90s", "5m") or plain seconds ("300").
-// Booleans use strconv.ParseBool ("true", "false", "1", "0").
+// An allow-list (AUTHMW_ALLOWED_*, AUTHMW_REQUIRED_ROLES) that is set but lists no
+// item ("," or " ", or "" in the process environment) accepts nobody: it never turns its check
+// off. Durations use time.ParseDuration syntax ("90s", "5m") or plain seconds ("300")
+// and must lie in their documented ranges. Booleans use strconv.ParseBool ("true",
+// "false", "1", "0").
 //
 // When AUTHMW_POLICY_FILE is set, the file is loaded once here and the policy from
 // the environment is merged over it (MergePolicy), so audiences and the issuer may come
 // from the file; the merged result is validated. The returned Config.Policy holds only
 // the environment's settings: the Middleware reads the file itself and keeps watching it.
 //
-// Every problem is reported together (errors.Join), each naming the variable and
-// saying what to do, e.g. "AUTHMW_AUDIENCES is required: set it to the callee's
-// Application ID URI or client ID". Each wraps ErrInvalidPolicy.
+// Every problem is reported together (errors.Join, after one "authmw: invalid
+// configuration: " prefix), each naming the variable and saying what to do, e.g.
+// "AUTHMW_AUDIENCES is required: set it to the callee's Application ID URI or client
+// ID". Each wraps ErrInvalidPolicy.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	if getenv == nil {
-		getenv = os.Getenv
+	// The process environment tells a variable set to "" from an unset one; a plain
+	// getenv function cannot, so there only a non-empty value counts as set.
+	lookup := os.LookupEnv
+	if getenv != nil && reflect.ValueOf(getenv).Pointer() != reflect.ValueOf(os.Getenv).Pointer() {
+		lookup = func(name string) (string, bool) { v := getenv(name); return v, v != "" }
 	}
-	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	get := func(name string) string { v, _ := lookup(name); return strings.TrimSpace(v) }
+	// list is nil when the variable is unset, and non-nil (maybe empty) when it is set.
+	list := func(name string) []string {
+		v, ok := lookup(name)
+		if !ok {
+			return nil
+		}
+		return append([]string{}, splitList(v)...)
+	}
 	var (
 		c    Config
 		errs []error
 	)
 	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s %s", ErrInvalidPolicy, name, fmt.Sprintf(format, args...)))
+		errs = append(errs, invalidPolicy("%s %s", name, fmt.Sprintf(format, args...)))
 	}
 	p := &c.Policy
 
 	p.TenantID = get("AUTHMW_TENANT_ID")
 	p.AuthorityHost = get("AUTHMW_AUTHORITY_HOST")
-	p.Issuers = splitList(getenv("AUTHMW_ISSUER"))
-	p.Audiences = splitList(getenv("AUTHMW_AUDIENCES"))
-	p.AllowedApplications = splitList(getenv("AUTHMW_ALLOWED_APPLICATIONS"))
-	p.AllowedIdentities = splitList(getenv("AUTHMW_ALLOWED_IDENTITIES"))
-	p.AllowedGroups = splitList(getenv("AUTHMW_ALLOWED_GROUPS"))
-	p.AllowedTenants = splitList(getenv("AUTHMW_ALLOWED_TENANTS"))
-	p.RequiredRoles = splitList(getenv("AUTHMW_REQUIRED_ROLES"))
-	p.ExcludedPaths = splitList(getenv("AUTHMW_EXCLUDED_PATHS"))
+	p.Issuers = splitList(get("AUTHMW_ISSUER"))
+	p.Audiences = splitList(get("AUTHMW_AUDIENCES"))
+	p.AllowedApplications = list("AUTHMW_ALLOWED_APPLICATIONS")
+	p.AllowedIdentities = list("AUTHMW_ALLOWED_IDENTITIES")
+	p.AllowedGroups = list("AUTHMW_ALLOWED_GROUPS")
+	p.AllowedTenants = list("AUTHMW_ALLOWED_TENANTS")
+	p.RequiredRoles = list("AUTHMW_REQUIRED_ROLES")
+	p.ExcludedPaths = splitList(get("AUTHMW_EXCLUDED_PATHS"))
 
 	if v := get("AUTHMW_UNAUTHENTICATED_ACTION"); v != "" {
 		a, err := parseUnauthenticatedAction(v)
@@ -109,26 +133,31 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		p.UnauthenticatedAction = a
 	}
 
-	duration := func(name string, dst *time.Duration, zeroHint string) {
+	// duration parses a duration variable; the Policy ones are range-checked with
+	// the merged policy below, the Config ones (config true) here.
+	duration := func(field string, dst *time.Duration, config bool) {
+		name := envForField[field].env
 		v := get(name)
 		if v == "" {
 			return
 		}
 		d, err := parseDuration(v)
-		switch {
-		case err != nil:
-			bad(name, "%q is not a duration: use e.g. \"90s\", \"5m\", \"1h\" or plain seconds (%s)", v, zeroHint)
-		case d < 0:
-			bad(name, "%q is negative: use a duration >= 0 (%s)", v, zeroHint)
-		default:
-			*dst = d
+		r := durationRanges[field]
+		if err != nil {
+			bad(name, "%q is not a duration: use e.g. \"90s\", \"5m\", \"1h\" or plain seconds, from %s to %s (0 or unset means %s)",
+				v, shortDuration(r.min), shortDuration(r.max), r.zero)
+			return
 		}
+		if msg := checkDuration(field, d); config && msg != "" {
+			bad(name, "%s", msg)
+		}
+		*dst = d
 	}
-	duration("AUTHMW_CLOCK_SKEW", &p.ClockSkew, "0 or unset means 5m")
-	duration("AUTHMW_MAX_TOKEN_AGE", &p.MaxTokenAge, "0 or unset means not checked")
-	duration("AUTHMW_POLICY_FILE_INTERVAL", &c.PolicyFileInterval, "0 or unset means 5s")
-	duration("AUTHMW_KEY_REFRESH_INTERVAL", &c.KeyRefreshInterval, "0 or unset means 12h")
-	duration("AUTHMW_UNKNOWN_KEY_INTERVAL", &c.UnknownKeyInterval, "0 or unset means 30s")
+	duration("ClockSkew", &p.ClockSkew, false)
+	duration("MaxTokenAge", &p.MaxTokenAge, false)
+	duration("PolicyFileInterval", &c.PolicyFileInterval, true)
+	duration("KeyRefreshInterval", &c.KeyRefreshInterval, true)
+	duration("UnknownKeyInterval", &c.UnknownKeyInterval, true)
 
 	boolean := func(name string, dst *bool) {
 		v := get(name)
@@ -145,6 +174,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	boolean("AUTHMW_EASYAUTH_HEADERS", &p.EasyAuthHeaders)
 	boolean("AUTHMW_APP_ONLY", &p.AppOnly)
 	boolean("AUTHMW_DISABLE_WWW_AUTHENTICATE", &p.DisableWWWAuthenticate)
+	boolean("AUTHMW_INSECURE_ALLOW_ANY_CALLER", &p.InsecureAllowAnyCaller)
 
 	if v := get("AUTHMW_BOUND_CLAIMS"); v != "" {
 		bc, err := parseBoundClaims(v)
@@ -185,25 +215,40 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		fp, err := LoadPolicyFile(c.PolicyFile)
 		if err != nil {
 			bad("AUTHMW_POLICY_FILE", "cannot be used: %v: fix the file or unset the variable", err)
-			return c, errors.Join(errs...)
+			return c, joinConfigErrors(errs)
 		}
 		merged = MergePolicy(fp, c.Policy)
 		fileHint = c.PolicyFile
 	}
-	envName := func(field string) string {
-		m, ok := envForField[field]
-		if !ok {
-			return "Policy." + field
+	errs = append(errs, merged.problemErrs(settingNames(fileHint))...)
+	return c, joinConfigErrors(errs)
+}
+
+// settingNames returns how problems name a Policy field: by its environment variable
+// (short), and also by its key in the policy file at path, when path is set (name).
+func settingNames(path string) (name, short func(field string) string) {
+	short = func(field string) string {
+		if m, ok := envForField[field]; ok {
+			return m.env
 		}
-		if fileHint != "" {
-			return m.env + " (or " + m.file + " in AUTHMW_POLICY_FILE " + fileHint + ")"
+		return "Policy." + field
+	}
+	name = func(field string) string {
+		if m := envForField[field]; path != "" && m.file != "" {
+			return m.env + " (or " + m.file + " in AUTHMW_POLICY_FILE " + path + ")"
 		}
-		return m.env
+		return short(field)
 	}
-	for _, pr := range merged.problems() {
-		errs = append(errs, pr.err(envName(pr.field), envName(pr.alt)))
+	return name, short
+}
+
+// joinConfigErrors joins errs after one "authmw: invalid configuration: " prefix; nil
+// when there are none.
+func joinConfigErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
 	}
-	return c, errors.Join(errs...)
+	return fmt.Errorf("authmw: invalid configuration: %w", errors.Join(errs...))
 }
 
 // splitList splits a comma-separated list, trimming spaces and dropping empty items.
@@ -249,7 +294,11 @@ func parseUnauthenticatedAction(s string) (UnauthenticatedAction, error) {
 func parseBoundClaims(s string) (map[string][]string, error) {
 	if strings.HasPrefix(s, "{") {
 		var raw map[string]stringOrList
-		if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		err := checkKeys([]byte(s), anyKeys)
+		if err == nil {
+			err = json.Unmarshal([]byte(s), &raw)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("is not a valid JSON object of claim -> value or [values]: %v", err)
 		}
 		out := make(map[string][]string, len(raw))

@@ -1,7 +1,10 @@
 package authmw
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,7 +18,7 @@ func envFunc(m map[string]string) func(string) string {
 }
 
 func minimalEnv() map[string]string {
-	return map[string]string{"AUTHMW_TENANT_ID": tTenant, "AUTHMW_AUDIENCES": "api://callee"}
+	return map[string]string{"AUTHMW_TENANT_ID": tTenant, "AUTHMW_AUDIENCES": "api://callee", "AUTHMW_REQUIRED_ROLES": "R"}
 }
 
 func TestConfigFromEnvGood(t *testing.T) {
@@ -85,8 +88,9 @@ func TestConfigFromEnvEachVariable(t *testing.T) {
 		check func(Config) bool // for good values
 		want  []string          // error substrings for bad values
 	}{
-		{"tenant", "AUTHMW_TENANT_ID", "contoso.onmicrosoft.com", func(c Config) bool { return c.Policy.TenantID == "contoso.onmicrosoft.com" }, nil},
-		{"tenant bad", "AUTHMW_TENANT_ID", "a/b", nil, []string{"AUTHMW_TENANT_ID", "not a tenant ID"}},
+		{"tenant upper case", "AUTHMW_TENANT_ID", strings.ToUpper(tTenant), func(c Config) bool { return strings.EqualFold(c.Policy.TenantID, tTenant) }, nil},
+		{"tenant domain", "AUTHMW_TENANT_ID", "contoso.onmicrosoft.com", nil, []string{"AUTHMW_TENANT_ID", "not a tenant GUID", "domain name is not resolved"}},
+		{"tenant bad", "AUTHMW_TENANT_ID", "a/b", nil, []string{"AUTHMW_TENANT_ID", "not a tenant GUID"}},
 		{"tenant common", "AUTHMW_TENANT_ID", "common", nil, []string{"AUTHMW_TENANT_ID", "multi-tenant"}},
 		{"tenant missing", "AUTHMW_TENANT_ID", "", nil, []string{"AUTHMW_TENANT_ID (or AUTHMW_ISSUER) is required"}},
 		{"authority", "AUTHMW_AUTHORITY_HOST", "https://login.microsoftonline.us", func(c Config) bool { return c.Policy.AuthorityHost == "https://login.microsoftonline.us" }, nil},
@@ -108,26 +112,48 @@ func TestConfigFromEnvEachVariable(t *testing.T) {
 		{"skew", "AUTHMW_CLOCK_SKEW", "90s", func(c Config) bool { return c.Policy.ClockSkew == 90*time.Second }, nil},
 		{"skew seconds", "AUTHMW_CLOCK_SKEW", "120", func(c Config) bool { return c.Policy.ClockSkew == 2*time.Minute }, nil},
 		{"skew bad", "AUTHMW_CLOCK_SKEW", "5 minutes", nil, []string{"AUTHMW_CLOCK_SKEW", "not a duration"}},
-		{"skew negative", "AUTHMW_CLOCK_SKEW", "-1m", nil, []string{"AUTHMW_CLOCK_SKEW", "negative"}},
+		{"skew negative", "AUTHMW_CLOCK_SKEW", "-1m", nil, []string{"AUTHMW_CLOCK_SKEW is -1m, out of range", "from 1s to 10m"}},
+		{"skew of ten years", "AUTHMW_CLOCK_SKEW", "87600h", nil, []string{"AUTHMW_CLOCK_SKEW is 87600h, out of range", "from 1s to 10m"}},
+		{"skew in seconds out of range", "AUTHMW_CLOCK_SKEW", "3600", nil, []string{"AUTHMW_CLOCK_SKEW is 1h, out of range"}},
+		{"skew at its bound", "AUTHMW_CLOCK_SKEW", "10m", func(c Config) bool { return c.Policy.ClockSkew == 10*time.Minute }, nil},
 		{"easyauth headers", "AUTHMW_EASYAUTH_HEADERS", "TRUE", func(c Config) bool { return c.Policy.EasyAuthHeaders }, nil},
 		{"easyauth headers bad", "AUTHMW_EASYAUTH_HEADERS", "yes", nil, []string{"AUTHMW_EASYAUTH_HEADERS", "not a boolean"}},
 		{"app only", "AUTHMW_APP_ONLY", "true", func(c Config) bool { return c.Policy.AppOnly }, nil},
 		{"app only bad", "AUTHMW_APP_ONLY", "maybe", nil, []string{"AUTHMW_APP_ONLY", "not a boolean"}},
 		{"max age", "AUTHMW_MAX_TOKEN_AGE", "1h", func(c Config) bool { return c.Policy.MaxTokenAge == time.Hour }, nil},
 		{"max age bad", "AUTHMW_MAX_TOKEN_AGE", "1d", nil, []string{"AUTHMW_MAX_TOKEN_AGE", "not a duration"}},
+		{"max age of ten years", "AUTHMW_MAX_TOKEN_AGE", "87600h", nil, []string{"AUTHMW_MAX_TOKEN_AGE is 87600h, out of range", "from 1m to 24h"}},
+		{"max age of a nanosecond", "AUTHMW_MAX_TOKEN_AGE", "1ns", nil, []string{"AUTHMW_MAX_TOKEN_AGE is 1ns, out of range"}},
 		{"bound claims json", "AUTHMW_BOUND_CLAIMS", `{"ver":"2.0","amr":["a","b"]}`, func(c Config) bool {
 			return reflect.DeepEqual(c.Policy.BoundClaims, map[string][]string{"ver": {"2.0"}, "amr": {"a", "b"}})
 		}, nil},
 		{"bound claims bad pair", "AUTHMW_BOUND_CLAIMS", "ver", nil, []string{"AUTHMW_BOUND_CLAIMS", "claim=pattern"}},
 		{"bound claims bad json", "AUTHMW_BOUND_CLAIMS", `{"ver":1}`, nil, []string{"AUTHMW_BOUND_CLAIMS", "JSON"}},
+		{"bound claims duplicate claim", "AUTHMW_BOUND_CLAIMS", `{"ver":"2.0","ver":"*"}`, nil, []string{"AUTHMW_BOUND_CLAIMS", `"ver" is given twice`}},
+		{"bound claims syntax error", "AUTHMW_BOUND_CLAIMS", `{"ver":"2.0",}`, nil, []string{"AUTHMW_BOUND_CLAIMS", "line 1, column"}},
 		{"claim mappings bad", "AUTHMW_CLAIM_MAPPINGS", "a=b,c", nil, []string{"AUTHMW_CLAIM_MAPPINGS", "key=claim"}},
 		{"claim mappings dup", "AUTHMW_CLAIM_MAPPINGS", "a=b,a=c", nil, []string{"AUTHMW_CLAIM_MAPPINGS", "twice"}},
 		{"disable www-auth", "AUTHMW_DISABLE_WWW_AUTHENTICATE", "true", func(c Config) bool { return c.Policy.DisableWWWAuthenticate }, nil},
 		{"disable www-auth bad", "AUTHMW_DISABLE_WWW_AUTHENTICATE", "on", nil, []string{"AUTHMW_DISABLE_WWW_AUTHENTICATE"}},
 		{"file interval bad", "AUTHMW_POLICY_FILE_INTERVAL", "soon", nil, []string{"AUTHMW_POLICY_FILE_INTERVAL"}},
+		{"file interval of a nanosecond", "AUTHMW_POLICY_FILE_INTERVAL", "1ns", nil, []string{"AUTHMW_POLICY_FILE_INTERVAL is 1ns, out of range", "from 1s to 5m"}},
+		{"file interval of a day", "AUTHMW_POLICY_FILE_INTERVAL", "24h", nil, []string{"AUTHMW_POLICY_FILE_INTERVAL is 24h, out of range"}},
 		{"algorithms bad", "AUTHMW_ALGORITHMS", "RS256,HS256", nil, []string{"AUTHMW_ALGORITHMS", `"HS256"`, "never none or HMAC"}},
-		{"key refresh bad", "AUTHMW_KEY_REFRESH_INTERVAL", "-5m", nil, []string{"AUTHMW_KEY_REFRESH_INTERVAL", "negative"}},
+		{"key refresh bad", "AUTHMW_KEY_REFRESH_INTERVAL", "-5m", nil, []string{"AUTHMW_KEY_REFRESH_INTERVAL is -5m, out of range", "from 5m to 24h"}},
+		{"key refresh of a year", "AUTHMW_KEY_REFRESH_INTERVAL", "8760h", nil, []string{"AUTHMW_KEY_REFRESH_INTERVAL is 8760h, out of range"}},
+		{"key refresh of a second", "AUTHMW_KEY_REFRESH_INTERVAL", "1", nil, []string{"AUTHMW_KEY_REFRESH_INTERVAL is 1s, out of range"}},
 		{"unknown key bad", "AUTHMW_UNKNOWN_KEY_INTERVAL", "x", nil, []string{"AUTHMW_UNKNOWN_KEY_INTERVAL"}},
+		{"unknown key of a nanosecond", "AUTHMW_UNKNOWN_KEY_INTERVAL", "1ns", nil, []string{"AUTHMW_UNKNOWN_KEY_INTERVAL is 1ns, out of range", "from 1s to 10m"}},
+		{"unknown key of a day", "AUTHMW_UNKNOWN_KEY_INTERVAL", "24h", nil, []string{"AUTHMW_UNKNOWN_KEY_INTERVAL is 24h, out of range"}},
+		{"unknown key at its bound", "AUTHMW_UNKNOWN_KEY_INTERVAL", "1s", func(c Config) bool { return c.UnknownKeyInterval == time.Second }, nil},
+		{"applications set but empty: nobody", "AUTHMW_ALLOWED_APPLICATIONS", " , ", func(c Config) bool {
+			return c.Policy.AllowedApplications != nil && len(c.Policy.AllowedApplications) == 0
+		}, nil},
+		{"roles set but empty: nobody", "AUTHMW_REQUIRED_ROLES", ",", func(c Config) bool {
+			return c.Policy.RequiredRoles != nil && len(c.Policy.RequiredRoles) == 0
+		}, nil},
+		{"no rule at all", "AUTHMW_REQUIRED_ROLES", "", nil, []string{"no authorization rule", "AUTHMW_ALLOWED_APPLICATIONS", "AUTHMW_INSECURE_ALLOW_ANY_CALLER"}},
+		{"insecure allow any caller", "AUTHMW_INSECURE_ALLOW_ANY_CALLER", "true", func(c Config) bool { return c.Policy.InsecureAllowAnyCaller }, nil},
 		{"cache size bad", "AUTHMW_CACHE_SIZE", "big", nil, []string{"AUTHMW_CACHE_SIZE", "not an integer"}},
 		{"policy file missing", "AUTHMW_POLICY_FILE", "/nonexistent/authsettings.json", nil, []string{"AUTHMW_POLICY_FILE", "fix the file or unset the variable"}},
 	}
@@ -178,8 +204,11 @@ func TestConfigFromEnvAllProblemsTogether(t *testing.T) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
 	}
-	if n := strings.Count(err.Error(), "\n") + 1; n != 7 {
-		t.Errorf("%d problems reported, want 7:\n%v", n, err)
+	if n := strings.Count(err.Error(), "\n") + 1; n != 8 { // and no authorization rule
+		t.Errorf("%d problems reported, want 8:\n%v", n, err)
+	}
+	if n := strings.Count(err.Error(), "authmw:"); n != 1 {
+		t.Errorf("prefix given %d times, want once:\n%v", n, err)
 	}
 }
 
@@ -222,6 +251,19 @@ func TestConfigFromEnvPolicyFile(t *testing.T) {
 			t.Fatalf("ConfigFromEnv: %v", err)
 		}
 	})
+	t.Run("file durations bounded like the variables", func(t *testing.T) {
+		p := filepath.Join(dir, "skew.json")
+		writeFile(t, p, `{"f2fauth":{"clockSkew":"87600h","maxTokenAge":1e9}}`)
+		env := minimalEnv()
+		env["AUTHMW_POLICY_FILE"] = p
+		_, err := ConfigFromEnv(envFunc(env))
+		for _, w := range []string{"AUTHMW_CLOCK_SKEW (or f2fauth.clockSkew in AUTHMW_POLICY_FILE", "is 87600h, out of range",
+			"AUTHMW_MAX_TOKEN_AGE (or f2fauth.maxTokenAge", "from 1m to 24h"} {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("error %v does not contain %q", err, w)
+			}
+		}
+	})
 	t.Run("unparseable file", func(t *testing.T) {
 		p := filepath.Join(dir, "broken.json")
 		writeFile(t, p, `{"identityProviders":`)
@@ -241,9 +283,18 @@ func TestConfigFromEnvNilGetenv(t *testing.T) {
 	}
 	t.Setenv("AUTHMW_TENANT_ID", tTenant)
 	t.Setenv("AUTHMW_AUDIENCES", "api://x")
-	c, err := ConfigFromEnv(nil)
-	if err != nil || c.Policy.Audiences[0] != "api://x" {
-		t.Fatalf("ConfigFromEnv(nil) = %+v, %v", c, err)
+	t.Setenv("AUTHMW_REQUIRED_ROLES", "R")
+	for name, getenv := range map[string]func(string) string{"nil": nil, "os.Getenv": os.Getenv} {
+		c, err := ConfigFromEnv(getenv)
+		if err != nil || c.Policy.Audiences[0] != "api://x" {
+			t.Fatalf("ConfigFromEnv(%s) = %+v, %v", name, c, err)
+		}
+		// From the process environment, a variable set to "" is told from an unset
+		// one: an emptied allow-list accepts nobody.
+		if c.Policy.AllowedApplications == nil || len(c.Policy.AllowedApplications) != 0 {
+			t.Errorf("ConfigFromEnv(%s), AUTHMW_ALLOWED_APPLICATIONS set to \"\": AllowedApplications = %#v, want empty and non-nil",
+				name, c.Policy.AllowedApplications)
+		}
 	}
 }
 
@@ -251,5 +302,91 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// envMiddleware builds the real Middleware from env (ConfigFromEnv and New, as
+// NewFromEnv does, with the test's clock) against a real issuer on loopback and
+// serves it; it returns the test env for minting tokens and a request function.
+func envMiddleware(t *testing.T, env map[string]string) (*testEnv, func(tok string) int) {
+	t.Helper()
+	e := newEnv(t)
+	all := map[string]string{"AUTHMW_TENANT_ID": e.idp.TenantID(), "AUTHMW_AUTHORITY_HOST": e.idp.AuthorityURL(),
+		"AUTHMW_AUDIENCES": testAudience}
+	for k, v := range env {
+		all[k] = strings.ReplaceAll(v, "{TENANT_UPPER}", strings.ToUpper(e.idp.TenantID()))
+	}
+	cfg, err := ConfigFromEnv(envFunc(all))
+	if err != nil {
+		t.Fatalf("ConfigFromEnv: %v", err)
+	}
+	cfg.Now = e.clock.Now
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := m.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	srv := httptest.NewServer(m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	t.Cleanup(srv.Close)
+	return e, func(tok string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/x", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+}
+
+// Finding 3, environment side: an allow-list variable that is set but lists nobody
+// refuses every caller; it used to switch the check off.
+func TestNewFromEnvEmptiedAllowListMeansNobody(t *testing.T) {
+	for _, v := range []string{",", " ", " , "} {
+		e, get := envMiddleware(t, map[string]string{"AUTHMW_ALLOWED_APPLICATIONS": v, "AUTHMW_REQUIRED_ROLES": "Callee.Invoke"})
+		if got := get(e.rogueToken()); got != http.StatusForbidden {
+			t.Errorf("AUTHMW_ALLOWED_APPLICATIONS=%q: rogue caller got %d, want 403", v, got)
+		}
+	}
+}
+
+// Finding 5: a tenant GUID in upper case (as an operator may paste it, in
+// AUTHMW_TENANT_ID and AUTHMW_ALLOWED_TENANTS) becomes ready and accepts the tenant's
+// tokens; it used to stay 503 forever.
+func TestNewFromEnvUpperCaseTenant(t *testing.T) {
+	e, get := envMiddleware(t, map[string]string{"AUTHMW_TENANT_ID": "{TENANT_UPPER}", "AUTHMW_ALLOWED_TENANTS": "{TENANT_UPPER}",
+		"AUTHMW_ALLOWED_APPLICATIONS": testClientID})
+	if strings.ToUpper(e.idp.TenantID()) == e.idp.TenantID() {
+		t.Fatal("tenant ID has no letters: the test proves nothing")
+	}
+	if got := get(e.mint(e.claims(2))); got != http.StatusOK {
+		t.Errorf("v2 token, upper-case tenant: %d, want 200", got)
+	}
+	if got := get(e.mint(e.claims(1))); got != http.StatusOK {
+		t.Errorf("v1 token, upper-case tenant: %d, want 200", got)
+	}
+}
+
+// Finding 9: settings that would disable a protection stop startup, naming the variable.
+func TestNewFromEnvRefusesDisablingDurations(t *testing.T) {
+	for _, kv := range [][2]string{{"AUTHMW_CLOCK_SKEW", "87600h"}, {"AUTHMW_UNKNOWN_KEY_INTERVAL", "1ns"},
+		{"AUTHMW_MAX_TOKEN_AGE", "87600h"}, {"AUTHMW_KEY_REFRESH_INTERVAL", "87600h"}, {"AUTHMW_POLICY_FILE_INTERVAL", "1ns"}} {
+		env := minimalEnv()
+		env[kv[0]] = kv[1]
+		m, err := NewFromEnv(t.Context(), envFunc(env), nil)
+		if err == nil {
+			m.Close()
+			t.Errorf("%s=%s accepted", kv[0], kv[1])
+			continue
+		}
+		if !strings.Contains(err.Error(), kv[0]+" is ") || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("%s=%s: error %q does not name the variable and its range", kv[0], kv[1], err)
+		}
 	}
 }

@@ -37,8 +37,10 @@ type compiledPolicy struct {
 
 type set map[string]struct{}
 
+// newSet returns nil (not checked) only for a nil list; an empty list gives an
+// empty set, which accepts nobody.
 func newSet(items []string) set {
-	if len(items) == 0 {
+	if items == nil {
 		return nil
 	}
 	s := make(set, len(items))
@@ -77,6 +79,7 @@ func compilePolicy(p Policy) (*compiledPolicy, error) {
 		return nil, err
 	}
 	p = clonePolicy(p)
+	p.normalize()
 	if p.ClockSkew == 0 {
 		p.ClockSkew = DefaultClockSkew
 	}

@@ -19,7 +19,7 @@ const (
 )
 
 func basePolicy() Policy {
-	return Policy{TenantID: tTenant, Audiences: []string{"api://callee"}}
+	return Policy{TenantID: tTenant, Audiences: []string{"api://callee"}, InsecureAllowAnyCaller: true}
 }
 
 func mustCompile(t testing.TB, p Policy) *compiledPolicy {
@@ -64,7 +64,7 @@ func TestCompilePolicyDefaults(t *testing.T) {
 		"claim mappings":   {ClaimMappings: map[string]string{"k": "c"}},
 		"easy auth header": {EasyAuthHeaders: true},
 	} {
-		p.TenantID, p.Audiences = tTenant, []string{"a"}
+		p.TenantID, p.Audiences, p.InsecureAllowAnyCaller = tTenant, []string{"a"}, true
 		if !mustCompile(t, p).needsRawClaims {
 			t.Errorf("%s: needsRawClaims not set", name)
 		}

@@ -30,16 +30,17 @@ func ExampleConfigFromEnv() {
 // A missing or bad setting is an error naming the variable; all problems come together.
 func ExampleConfigFromEnv_errors() {
 	env := map[string]string{
-		"AUTHMW_TENANT_ID":  "72f988bf-86f1-41af-91ab-2d7cd011db47",
-		"AUTHMW_CLOCK_SKEW": "five minutes",
+		"AUTHMW_TENANT_ID":      "72f988bf-86f1-41af-91ab-2d7cd011db47",
+		"AUTHMW_REQUIRED_ROLES": "Callee.Invoke",
+		"AUTHMW_CLOCK_SKEW":     "five minutes",
 	}
 	_, err := authmw.ConfigFromEnv(func(k string) string { return env[k] })
 	fmt.Println(errors.Is(err, authmw.ErrInvalidPolicy))
 	fmt.Println(err)
 	// Output:
 	// true
-	// authmw: invalid policy: AUTHMW_CLOCK_SKEW "five minutes" is not a duration: use e.g. "90s", "5m", "1h" or plain seconds (0 or unset means 5m)
-	// authmw: invalid policy: AUTHMW_AUDIENCES is required: set it to the callee's Application ID URI or client ID
+	// authmw: invalid configuration: AUTHMW_CLOCK_SKEW "five minutes" is not a duration: use e.g. "90s", "5m", "1h" or plain seconds, from 1s to 10m (0 or unset means the default, 5m)
+	// AUTHMW_AUDIENCES is required: set it to the callee's Application ID URI or client ID
 }
 
 // ParseAuthSettingsV2 turns an exported Easy Auth configuration into a Policy.
@@ -95,11 +96,12 @@ func ExampleLoadPolicyFile() {
 func ExamplePolicy_Validate() {
 	p := authmw.Policy{
 		Issuers:       []string{"http://issuer.example.com"},
+		RequiredRoles: []string{"Callee.Invoke"},
 		ExcludedPaths: []string{"/static/*.js"},
 	}
 	fmt.Println(p.Validate())
 	// Output:
-	// authmw: invalid policy: Policy.Audiences is required: set it to the callee's Application ID URI or client ID
-	// authmw: invalid policy: Policy.Issuers entry 0 "http://issuer.example.com" uses plain http on a non-loopback host: use https (plain http is only allowed for 127.0.0.0/8, ::1 and localhost)
-	// authmw: invalid policy: Policy.ExcludedPaths entry 0 "/static/*.js" may use "*" only as a trailing "/*" (prefix match)
+	// Policy.Audiences is required: set it to the callee's Application ID URI or client ID
+	// Policy.Issuers entry 0 "http://issuer.example.com" uses plain http on a non-loopback host: use https (plain http is only allowed for 127.0.0.0/8, ::1 and localhost)
+	// Policy.ExcludedPaths entry 0 "/static/*.js" may use "*" only as a trailing "/*" (prefix match)
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxPolicyFileBytes bounds a policy file; real authsettingsV2 documents are a few KiB.
@@ -24,15 +25,15 @@ const maxPolicyFileBytes = 1 << 20
 func LoadPolicyFile(path string) (Policy, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Policy{}, fmt.Errorf("authmw: policy file: %w", err)
+		return Policy{}, fmt.Errorf("policy file: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFileBytes+1))
 	if err != nil {
-		return Policy{}, fmt.Errorf("authmw: policy file %s: %w", path, err)
+		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
 	}
 	if len(data) > maxPolicyFileBytes {
-		return Policy{}, fmt.Errorf("%w: policy file %s is larger than %d bytes", ErrInvalidPolicy, path, maxPolicyFileBytes)
+		return Policy{}, invalidPolicy("policy file %s is larger than %d bytes", path, maxPolicyFileBytes)
 	}
 	p, err := ParseAuthSettingsV2(data)
 	if err != nil {
@@ -43,7 +44,8 @@ func LoadPolicyFile(path string) (Policy, error) {
 
 // authSettingsV2 is the part of Easy Auth's authsettingsV2 properties that authmw
 // reads. Field names match case-insensitively (encoding/json), so both the ARM
-// camelCase and PascalCase copies decode. Unknown fields are ignored.
+// camelCase and PascalCase copies decode; checkKeys has refused unknown keys and
+// case-variant duplicates before it is decoded.
 type authSettingsV2 struct {
 	GlobalValidation *struct {
 		RequireAuthentication       *bool    `json:"requireAuthentication"`
@@ -82,8 +84,7 @@ type authSettingsV2 struct {
 	Properties json.RawMessage `json:"properties"`
 }
 
-// f2fExtension is the "f2fauth" block. Unlike the Easy Auth part it is decoded
-// strictly: a misspelt key is an error, because it would silently drop a check.
+// f2fExtension is the "f2fauth" block.
 type f2fExtension struct {
 	RequiredRoles          []string                `json:"requiredRoles"`
 	AllowedTenants         []string                `json:"allowedTenants"`
@@ -129,41 +130,235 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 // accepts the ARM properties object, a whole resource document ({"id": ...,
 // "properties": {...}}), the output of `az webapp auth show`, and the
 // WEBSITE_AUTH_V2_CONFIG_JSON app setting (also when that is given as a JSON string).
-// Unknown Easy Auth fields are ignored; the "f2fauth" extension block (top level, or
-// inside properties) is decoded strictly. The mapping is documented in the README
-// ("Easy Auth authsettingsV2 -> f2fauth"). Settings that cannot be honoured are errors:
-// a disabled Entra provider, RedirectToLoginPage, a multi-tenant openIdIssuer. The
-// result is not validated as a whole (see LoadPolicyFile). Errors wrap ErrInvalidPolicy.
+// The mapping is documented in the README ("Easy Auth authsettingsV2 -> f2fauth").
+//
+// It is strict, because a key it skipped could silently drop a check: a key it does
+// not know (in the parts it reads: globalValidation, the azureActiveDirectory
+// provider, the "f2fauth" extension block) is an error, and so is a key given twice,
+// also in another case ("allowedApplications" and "ALLOWEDAPPLICATIONS"). Sections
+// that do not concern bearer validation (platform, login, httpSettings, other
+// providers) are not read. An empty list ([]) is kept as an empty list, which
+// accepts nobody. Settings that cannot be honoured are errors too: a disabled Entra
+// provider, RedirectToLoginPage, a multi-tenant openIdIssuer. Syntax errors give the
+// line and column. The result is not validated as a whole (see LoadPolicyFile).
+// Errors wrap ErrInvalidPolicy.
 func ParseAuthSettingsV2(data []byte) (Policy, error) {
-	data = bytes.TrimSpace(data)
-	if len(data) > 0 && data[0] == '"' { // the app setting value quoted as a JSON string
+	if !utf8.Valid(data) {
+		return Policy{}, invalidPolicy("authsettingsV2: the document is not valid UTF-8")
+	}
+	data = bytes.TrimSpace(bytes.TrimPrefix(data, []byte("\ufeff"))) // a byte order mark, as some editors write
+	if len(data) > 0 && data[0] == '"' {                             // the app setting value quoted as a JSON string
 		var inner string
 		if err := json.Unmarshal(data, &inner); err != nil {
-			return Policy{}, fmt.Errorf("%w: authsettingsV2: %v", ErrInvalidPolicy, err)
+			return Policy{}, invalidPolicy("authsettingsV2: %s", jsonProblem(data, err))
 		}
 		data = bytes.TrimSpace([]byte(inner))
 	}
 	if len(data) == 0 || data[0] != '{' {
-		return Policy{}, fmt.Errorf("%w: authsettingsV2: want a JSON object (the authsettingsV2 properties or the whole resource)", ErrInvalidPolicy)
+		return Policy{}, invalidPolicy("authsettingsV2: want a JSON object (the authsettingsV2 properties or the whole resource)")
+	}
+	if err := checkKeys(data, authSettingsSchema); err != nil {
+		return Policy{}, invalidPolicy("authsettingsV2: %v", err)
 	}
 	var doc authSettingsV2
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return Policy{}, fmt.Errorf("%w: authsettingsV2: %v", ErrInvalidPolicy, err)
+		return Policy{}, invalidPolicy("authsettingsV2: %s", jsonProblem(data, err))
 	}
-	if len(doc.Properties) > 0 && !isJSONNull(doc.Properties) && doc.GlobalValidation == nil && doc.IdentityProviders == nil {
+	if len(doc.Properties) > 0 && !isJSONNull(doc.Properties) {
+		if doc.GlobalValidation != nil || doc.IdentityProviders != nil {
+			return Policy{}, invalidPolicy("authsettingsV2: globalValidation or identityProviders appear both at top level and in properties: keep one")
+		}
 		outerExt := doc.F2FAuth
 		var props authSettingsV2
 		if err := json.Unmarshal(doc.Properties, &props); err != nil {
-			return Policy{}, fmt.Errorf("%w: authsettingsV2 properties: %v", ErrInvalidPolicy, err)
+			return Policy{}, invalidPolicy("authsettingsV2 properties: %v", err)
 		}
 		if len(props.F2FAuth) == 0 {
 			props.F2FAuth = outerExt
 		} else if len(outerExt) > 0 {
-			return Policy{}, fmt.Errorf("%w: authsettingsV2: f2fauth appears both at top level and in properties: keep one", ErrInvalidPolicy)
+			return Policy{}, invalidPolicy("authsettingsV2: f2fauth appears both at top level and in properties: keep one")
 		}
 		doc = props
 	}
 	return doc.toPolicy()
+}
+
+// keySchema lists the keys an object may hold (matched case-insensitively, like
+// encoding/json does), each with the schema of its value: nil for a value whose keys
+// are not checked (a leaf, or a section authmw does not read), anyKeys for a map with
+// free keys (told apart exactly, as claim names are).
+type keySchema map[string]keySchema
+
+var anyKeys = keySchema{"": nil}
+
+func schemaKeys(names ...string) keySchema {
+	s := make(keySchema, len(names))
+	for _, n := range names {
+		s[n] = nil
+	}
+	return s
+}
+
+// with returns s with name -> child added.
+func (s keySchema) with(name string, child keySchema) keySchema {
+	s[name] = child
+	return s
+}
+
+// lookup finds key in s and returns the name it matched (key itself in a map with
+// free keys, its lower case when s is nil), which tells duplicates apart.
+func (s keySchema) lookup(key string) (name string, child keySchema, known bool) {
+	if s == nil {
+		return strings.ToLower(key), nil, true
+	}
+	if _, free := s[""]; free {
+		return key, nil, true
+	}
+	for k, v := range s {
+		if strings.EqualFold(k, key) {
+			return k, v, true
+		}
+	}
+	return "", nil, false
+}
+
+// authSettingsSchema is the key schema of an authsettingsV2 document.
+var authSettingsSchema = func() keySchema {
+	aad := schemaKeys("enabled", "isAutoProvisioned").
+		with("registration", schemaKeys("openIdIssuer", "clientId", "clientSecretSettingName",
+			"clientSecretCertificateThumbprint", "clientSecretCertificateSubjectAlternativeName", "clientSecretCertificateIssuer")).
+		with("login", schemaKeys("loginParameters", "disableWWWAuthenticate")).
+		with("validation", schemaKeys("allowedAudiences").
+			with("jwtClaimChecks", schemaKeys("allowedGroups", "allowedClientApplications")).
+			with("defaultAuthorizationPolicy", schemaKeys("allowedApplications").
+				with("allowedPrincipals", schemaKeys("groups", "identities"))))
+	f2f := schemaKeys("requiredRoles", "allowedTenants", "appOnly", "maxTokenAge", "clockSkew", "easyAuthHeaders",
+		"disableWWWAuthenticate", "tenantId", "authorityHost", "issuers", "audiences").
+		with("boundClaims", anyKeys).with("claimMappings", anyKeys)
+	props := schemaKeys("platform", "login", "httpSettings", "clearInboundClaimsMapping").
+		with("globalValidation", schemaKeys("requireAuthentication", "unauthenticatedClientAction", "redirectToProvider", "excludedPaths")).
+		with("identityProviders", schemaKeys("facebook", "gitHub", "google", "twitter", "apple", "azureStaticWebApps",
+			"customOpenIdConnectProviders", "legacyMicrosoftAccount").with("azureActiveDirectory", aad)).
+		with("f2fauth", f2f)
+	top := schemaKeys("id", "name", "type", "kind", "location", "resourceGroup", "systemData", "tags").with("properties", props)
+	for k, v := range props {
+		top[k] = v
+	}
+	return top
+}()
+
+// checkKeys walks the JSON document data and refuses syntax errors, keys that
+// schema does not know and keys given twice (in any case), naming the key.
+func checkKeys(data []byte, schema keySchema) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	err := walkJSON(dec, schema, "", 0)
+	if err == nil {
+		if _, e := dec.Token(); e != io.EOF {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	var ke schemaError
+	if err == nil || errors.As(err, &ke) {
+		return err
+	}
+	return errors.New(jsonProblem(data, offsetError{err, dec.InputOffset()}))
+}
+
+// schemaError is a problem with a key that walkJSON found.
+type schemaError string
+
+func (e schemaError) Error() string { return string(e) }
+
+// offsetError is an error of the JSON decoder with the offset it stopped at.
+type offsetError struct {
+	err    error
+	offset int64
+}
+
+func (e offsetError) Error() string { return e.err.Error() }
+
+// maxPolicyDepth bounds the nesting of a policy document (real ones nest 6 deep).
+const maxPolicyDepth = 32
+
+// walkJSON reads one value from dec, checking object keys against schema (nil: unchecked).
+func walkJSON(dec *json.Decoder, schema keySchema, path string, depth int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); ok && (d == '[' || d == '{') && depth >= maxPolicyDepth {
+		return schemaError(fmt.Sprintf("%q nests deeper than %d levels", path, maxPolicyDepth))
+	}
+	switch tok {
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if err := walkJSON(dec, nil, fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	case json.Delim('{'):
+	default:
+		return nil
+	}
+	seen := map[string]string{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		at := strings.TrimPrefix(path+"."+key, ".")
+		name, child, known := schema.lookup(key)
+		if !known {
+			return schemaError(fmt.Sprintf("unknown key %q: check its spelling (known here: %s)", at, knownKeys(schema)))
+		}
+		if prev, dup := seen[name]; dup {
+			return schemaError(fmt.Sprintf("key %q is given twice (also as %q; keys match case-insensitively): keep one", at, prev))
+		}
+		seen[name] = key
+		if err := walkJSON(dec, child, at, depth+1); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
+}
+
+// knownKeys lists schema's keys, sorted.
+func knownKeys(schema keySchema) string {
+	names := make([]string, 0, len(schema))
+	for k := range schema {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// jsonProblem describes a JSON decoding error with the line and column in data.
+func jsonProblem(data []byte, err error) string {
+	var (
+		off int64 = -1
+		se  *json.SyntaxError
+		te  *json.UnmarshalTypeError
+		oe  offsetError
+	)
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	case errors.As(err, &oe):
+		off = oe.offset
+	}
+	if off < 0 || off > int64(len(data)) {
+		return err.Error()
+	}
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	col := off - int64(bytes.LastIndexByte(data[:off], '\n'))
+	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
 }
 
 func isJSONNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null" }
@@ -174,7 +369,7 @@ func (doc *authSettingsV2) toPolicy() (Policy, error) {
 		errs []error
 	)
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: authsettingsV2 %s %s", ErrInvalidPolicy, field, fmt.Sprintf(format, args...)))
+		errs = append(errs, invalidPolicy("authsettingsV2 %s %s", field, fmt.Sprintf(format, args...)))
 	}
 
 	if gv := doc.GlobalValidation; gv != nil {
@@ -227,10 +422,8 @@ func (doc *authSettingsV2) toPolicy() (Policy, error) {
 
 	if len(doc.F2FAuth) > 0 && !isJSONNull(doc.F2FAuth) {
 		var ext f2fExtension
-		dec := json.NewDecoder(bytes.NewReader(doc.F2FAuth))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&ext); err != nil {
-			bad("f2fauth", "is not valid: %v (keys: requiredRoles, allowedTenants, appOnly, boundClaims, claimMappings, maxTokenAge, clockSkew, easyAuthHeaders, disableWWWAuthenticate, tenantId, authorityHost, issuers, audiences)", err)
+		if err := json.Unmarshal(doc.F2FAuth, &ext); err != nil {
+			bad("f2fauth", "is not valid: %v", err)
 		} else {
 			ext.applyTo(&p)
 		}
@@ -307,8 +500,12 @@ func issuerIntoPolicy(iss string, p *Policy) error {
 	return nil
 }
 
-// appendUnique appends the non-empty items of add that dst does not hold yet.
+// appendUnique appends the non-empty items of add that dst does not hold yet. The
+// result is non-nil when add is (a list given empty stays present: it means nobody).
 func appendUnique(dst []string, add ...string) []string {
+	if dst == nil && add != nil {
+		dst = []string{}
+	}
 	for _, a := range add {
 		a = strings.TrimSpace(a)
 		if a != "" && !slices.Contains(dst, a) {
@@ -318,11 +515,11 @@ func appendUnique(dst []string, add ...string) []string {
 	return dst
 }
 
-// MergePolicy returns base with every non-zero field of override replacing base's:
-// a non-empty string, list or map, a non-zero duration, or a true boolean. (An
-// override therefore cannot turn a boolean back to false, nor empty a list.) Lists are
-// replaced, not merged. ConfigFromEnv and the policy-file watcher use it to lay the
-// environment's settings over the file's.
+// MergePolicy returns base with every set field of override replacing base's: a
+// non-empty string or map, a non-nil list (also an empty one, which accepts nobody), a
+// non-zero duration, or a true boolean. (An override therefore cannot turn a boolean
+// back to false, nor remove a list.) Lists are replaced, not merged. ConfigFromEnv and
+// the policy-file watcher use it to lay the environment's settings over the file's.
 func MergePolicy(base, override Policy) Policy {
 	out := base
 	str := func(dst *string, v string) {
@@ -331,7 +528,7 @@ func MergePolicy(base, override Policy) Policy {
 		}
 	}
 	list := func(dst *[]string, v []string) {
-		if len(v) > 0 {
+		if v != nil {
 			*dst = v
 		}
 	}
@@ -368,6 +565,9 @@ func MergePolicy(base, override Policy) Policy {
 	}
 	if override.DisableWWWAuthenticate {
 		out.DisableWWWAuthenticate = true
+	}
+	if override.InsecureAllowAnyCaller {
+		out.InsecureAllowAnyCaller = true
 	}
 	return out
 }

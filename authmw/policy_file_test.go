@@ -111,10 +111,20 @@ func TestParseAuthSettingsV2(t *testing.T) {
 				EasyAuthHeaders: true, DisableWWWAuthenticate: true, TenantID: tTenant, AuthorityHost: "http://127.0.0.1:1",
 				Issuers: []string{"https://i.example/"}, Audiences: []string{"api://x"}}},
 		{"extension at resource top level", `{"properties":{"globalValidation":{}},"f2fauth":{"appOnly":true}}`, Policy{AppOnly: true}},
-		{"unknown fields ignored", `{"newFeature":{"x":1},"globalValidation":{"somethingNew":true},
-			"identityProviders":{"azureActiveDirectory":{"futureField":[1,2],"registration":{"clientId":"c","other":"x"}}}}`,
+		{"sections not read are not checked", `{"platform":{"enabled":true,"anything":1},"httpSettings":{"x":{"y":[1]}},
+			"identityProviders":{"google":{"enabled":false,"whatever":true},"azureActiveDirectory":{"registration":{"clientId":"c"}}}}`,
 			Policy{Audiences: []string{"c"}}},
+		{"empty lists stay present (nobody)", `{"identityProviders":{"azureActiveDirectory":{"validation":{
+			"jwtClaimChecks":{"allowedGroups":[],"allowedClientApplications":[]},
+			"defaultAuthorizationPolicy":{"allowedApplications":[],"allowedPrincipals":{"identities":[" "]}}}}},
+			"f2fauth":{"requiredRoles":[],"allowedTenants":[]}}`,
+			Policy{AllowedApplications: []string{}, AllowedIdentities: []string{}, AllowedGroups: []string{},
+				RequiredRoles: []string{}, AllowedTenants: []string{}}},
+		{"case-insensitive keys, once each", `{"GLOBALVALIDATION":{"excludedpaths":["/h"]}}`, Policy{ExcludedPaths: []string{"/h"}}},
+		{"bound claims differing in case are two claims", `{"f2fauth":{"boundClaims":{"tid":"a","TID":"b"}}}`,
+			Policy{BoundClaims: map[string][]string{"tid": {"a"}, "TID": {"b"}}}},
 		{"empty object", `{}`, Policy{}},
+		{"byte order mark", "\ufeff{\"globalValidation\":{\"excludedPaths\":[\"/h\"]}}", Policy{ExcludedPaths: []string{"/h"}}},
 		{"platform disabled is fine (migrating off Easy Auth)", `{"platform":{"enabled":false}}`, Policy{}},
 		{"null extension", `{"f2fauth":null}`, Policy{}},
 	}
@@ -182,6 +192,21 @@ func TestParseAuthSettingsV2Errors(t *testing.T) {
 		{"extension bad duration", `{"f2fauth":{"maxTokenAge":"1 day"}}`, []string{"f2fauth", "not a duration"}},
 		{"extension bad bound claim", `{"f2fauth":{"boundClaims":{"x":{"a":1}}}}`, []string{"f2fauth", "string or a list"}},
 		{"extension twice", `{"properties":{"globalValidation":{},"f2fauth":{}},"f2fauth":{}}`, []string{"both"}},
+		{"misspelt allow-list key", `{"identityProviders":{"azureActiveDirectory":{"validation":{"defaultAuthorizationPolicy":{"allowedApplication":["a"]}}}}}`,
+			[]string{`unknown key "identityProviders.azureActiveDirectory.validation.defaultAuthorizationPolicy.allowedApplication"`, "allowedApplications"}},
+		{"misspelt section", `{"identityProviders":{"azureActiveDirectry":{}}}`, []string{`unknown key "identityProviders.azureActiveDirectry"`}},
+		{"unknown top-level key", `{"newFeature":{"x":1}}`, []string{`unknown key "newFeature"`}},
+		{"case-variant duplicate", `{"identityProviders":{"azureActiveDirectory":{"validation":{"defaultAuthorizationPolicy":{
+			"allowedApplications":["a"],"ALLOWEDAPPLICATIONS":[]}}}}}`,
+			[]string{`"identityProviders.azureActiveDirectory.validation.defaultAuthorizationPolicy.ALLOWEDAPPLICATIONS" is given twice`, `"allowedApplications"`}},
+		{"exact duplicate", `{"f2fauth":{"requiredRoles":["r"],"requiredRoles":[]}}`, []string{`"f2fauth.requiredRoles" is given twice`}},
+		{"duplicate bound claim", `{"f2fauth":{"boundClaims":{"a":"x","a":"y"}}}`, []string{`"f2fauth.boundClaims.a" is given twice`}},
+		{"unicode-folded duplicate", "{\"globalValidation\":{\"excludedPaths\":[],\"excludedPath\u017f\":[\"/*\"]}}", []string{"given twice"}},
+		{"sections both at top and in properties", `{"properties":{"globalValidation":{}},"identityProviders":{}}`, []string{"both at top level and in properties"}},
+		{"syntax error with position", "{\n  \"globalValidation\": {\"excludedPaths\": [1,,2]}\n}", []string{"line 2, column"}},
+		{"invalid JSON in a section not read", "{\"platform\": {\"a\" \"b\"}}", []string{"line 1, column"}},
+		{"nested too deep", `{"platform":` + strings.Repeat(`[`, 100000) + strings.Repeat(`]`, 100000) + `}`, []string{"nests deeper than"}},
+		{"invalid UTF-8", "{\"f2fauth\":{\"requiredRoles\":[\"\xff\"]}}", []string{"not valid UTF-8"}},
 		{"several problems", `{"globalValidation":{"unauthenticatedClientAction":"RedirectToLoginPage"},
 			"identityProviders":{"azureActiveDirectory":{"enabled":false}}}`,
 			[]string{"unauthenticatedClientAction", "enabled"}},
@@ -244,6 +269,7 @@ func TestMergePolicy(t *testing.T) {
 			BoundClaims: map[string][]string{"c": {"v"}}, ClaimMappings: map[string]string{"k": "c"},
 			MaxTokenAge: time.Hour, ClockSkew: 2 * time.Minute, ExcludedPaths: []string{"/p"},
 			UnauthenticatedAction: Return403, EasyAuthHeaders: true, DisableWWWAuthenticate: true,
+			InsecureAllowAnyCaller: true,
 		}
 		got := MergePolicy(base, over)
 		over.AppOnly = true // base's true stays
@@ -251,9 +277,15 @@ func TestMergePolicy(t *testing.T) {
 			t.Errorf("got\n%+v\nwant\n%+v", got, over)
 		}
 	})
+	t.Run("an empty list overrides: nobody", func(t *testing.T) {
+		got := MergePolicy(base, Policy{AllowedApplications: []string{}, RequiredRoles: []string{}})
+		if got.AllowedApplications == nil || len(got.AllowedApplications) != 0 || got.RequiredRoles == nil || len(got.RequiredRoles) != 0 {
+			t.Errorf("empty override lists not applied: %#v %#v", got.AllowedApplications, got.RequiredRoles)
+		}
+	})
 	t.Run("every field covered", func(t *testing.T) {
 		// If a field is added to Policy, MergePolicy must learn it: this counts the fields.
-		if n := reflect.TypeFor[Policy]().NumField(); n != 18 {
+		if n := reflect.TypeFor[Policy]().NumField(); n != 19 {
 			t.Errorf("Policy has %d fields; update MergePolicy and this test", n)
 		}
 	})
@@ -274,6 +306,12 @@ func FuzzParseAuthSettingsV2(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`"\"{}\""`))
 	f.Add([]byte(``))
+	f.Add([]byte(`{"identityProviders":{"azureActiveDirectory":{"validation":{"defaultAuthorizationPolicy":{"allowedApplications":["a"],"ALLOWEDAPPLICATIONS":[]}}}}}`))
+	f.Add([]byte(`{"identityProviders":{"azureActiveDirectory":{"validation":{"defaultAuthorizationPolicy":{"allowedApplication":["a"]}}}}}`))
+	f.Add([]byte("{\"globalValidation\":{\"excludedPath\u017f\":[]}}"))
+	f.Add([]byte(`{"f2fauth":{"boundClaims":{"a":"x","a":"y"}}}`))
+	f.Add([]byte("{\n  \"platform\": {,}\n}"))
+	f.Add([]byte(`{"properties":{"globalValidation":{}},"globalValidation":{}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParseAuthSettingsV2(data)
 		if err != nil {
@@ -282,7 +320,7 @@ func FuzzParseAuthSettingsV2(f *testing.F) {
 			}
 			return
 		}
-		if cp, err := compilePolicy(MergePolicy(p, Policy{TenantID: tTenant, Audiences: []string{"a"}})); err == nil {
+		if cp, err := compilePolicy(MergePolicy(p, Policy{TenantID: tTenant, Audiences: []string{"a"}, InsecureAllowAnyCaller: true})); err == nil {
 			_ = cp.authorize(appToken())
 			_ = cp.excluded("/api/x")
 		}

@@ -8,32 +8,41 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
+	"slices"
+	"strings"
 	"time"
 )
 
+// policyTarget is what a policy-file watcher drives: *Middleware.
+type policyTarget interface {
+	Policy() Policy
+	SetPolicy(Policy) error
+}
+
 // startPolicyWatcher polls the policy file at path every interval until ctx is done.
-// The content present when it starts is the baseline (the caller has loaded it).
 // When the content changes (by stat — modification time and size — or by SHA-256 of
 // the bytes, so a same-size rewrite within the file system's timestamp granularity is
-// still seen), the file is loaded, override is merged over it (MergePolicy), the result
-// is validated and passed to apply. An unreadable or invalid file, or an error from
-// apply, is logged at Warn with the error and the old policy stays in force; the same
-// bad content is reported once, not on every poll. It returns at once; the polling
-// runs in its own goroutine. It uses no file-system notification API, so it works on
-// every platform and on network and container-mounted files (ConfigMaps, Azure Files).
-func startPolicyWatcher(ctx context.Context, path string, interval time.Duration, override Policy, apply func(Policy) error, logger *slog.Logger) {
-	w := newPolicyWatcher(path, override, apply, logger)
+// still seen), the file is parsed, override is merged over it (MergePolicy) and the
+// result, when it differs from target's active policy, is passed to target.SetPolicy.
+// The first poll reads the file too, so a change made while the Middleware started is
+// not missed. An unreadable or invalid file, a change that would turn an active check
+// off (that needs a restart), or an error from SetPolicy, is logged at Warn with the
+// error and the old policy stays in force; the same bad content is reported once, not
+// on every poll. It returns at once; the polling runs in its own goroutine. It uses no
+// file-system notification API, so it works on every platform and on network and
+// container-mounted files (ConfigMaps, Azure Files).
+func startPolicyWatcher(ctx context.Context, path string, interval time.Duration, override Policy, target policyTarget, logger *slog.Logger) {
+	w := newPolicyWatcher(path, override, target, logger)
 	go w.run(ctx, interval)
 }
 
-// newPolicyWatcher makes a watcher whose baseline is the file's current content.
-func newPolicyWatcher(path string, override Policy, apply func(Policy) error, logger *slog.Logger) *policyWatcher {
+// newPolicyWatcher makes a watcher; nothing is read until its first poll.
+func newPolicyWatcher(path string, override Policy, target policyTarget, logger *slog.Logger) *policyWatcher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	w := &policyWatcher{path: path, override: override, apply: apply, logger: logger}
-	w.baseline()
-	return w
+	return &policyWatcher{path: path, override: override, target: target, logger: logger}
 }
 
 // run polls every interval (DefaultPolicyFileInterval when <= 0) until ctx is done.
@@ -63,18 +72,12 @@ type fileStamp struct {
 type policyWatcher struct {
 	path     string
 	override Policy
-	apply    func(Policy) error
+	target   policyTarget
 	logger   *slog.Logger
 
 	last    fileStamp // content last seen (applied or rejected)
 	haveAny bool      // last is meaningful
 	missing bool      // the file was missing at the last poll (reported once)
-}
-
-func (w *policyWatcher) baseline() {
-	if st, _, err := w.read(); err == nil {
-		w.last, w.haveAny = st, true
-	}
 }
 
 // read stats the file and reads and hashes its content (at most
@@ -116,27 +119,77 @@ func (w *policyWatcher) poll() {
 	}
 	w.last, w.haveAny = st, true
 
+	reject := func(msg string, err error) {
+		w.logger.Warn("authmw: policy file change "+msg+"; keeping the current policy",
+			slog.String("path", w.path), slog.String("error", err.Error()))
+	}
 	var fp Policy
 	if len(data) > maxPolicyFileBytes {
-		err = fmt.Errorf("%w: policy file %s is larger than %d bytes", ErrInvalidPolicy, w.path, maxPolicyFileBytes)
+		err = invalidPolicy("policy file %s is larger than %d bytes", w.path, maxPolicyFileBytes)
 	} else {
 		fp, err = ParseAuthSettingsV2(data)
 	}
 	if err != nil {
-		w.logger.Warn("authmw: policy file change rejected; keeping the current policy",
-			slog.String("path", w.path), slog.String("error", err.Error()))
+		reject("rejected", err)
 		return
 	}
 	merged := MergePolicy(fp, w.override)
-	if err := merged.Validate(); err != nil {
-		w.logger.Warn("authmw: policy file change rejected; keeping the current policy",
-			slog.String("path", w.path), slog.String("error", err.Error()))
+	if errs := merged.problemErrs(settingNames(w.path)); len(errs) > 0 {
+		reject("rejected", errors.Join(errs...))
 		return
 	}
-	if err := w.apply(merged); err != nil {
-		w.logger.Warn("authmw: policy file change could not be applied; keeping the current policy",
-			slog.String("path", w.path), slog.String("error", err.Error()))
+	next, err := compilePolicy(merged)
+	if err != nil {
+		reject("rejected", err)
+		return
+	}
+	active := w.target.Policy()
+	if reflect.DeepEqual(next.Policy, active) {
+		return
+	}
+	if off := checksTurnedOff(active, next.Policy); len(off) > 0 {
+		reject("refused", invalidPolicy("it would turn off the check of %s: turning a check off needs a restart "+
+			"(to let nobody pass, keep the setting with an empty list [])", strings.Join(off, ", ")))
+		return
+	}
+	if err := w.target.SetPolicy(next.Policy); err != nil {
+		reject("could not be applied", err)
 		return
 	}
 	w.logger.Info("authmw: policy file change applied", slog.String("path", w.path))
+}
+
+// checksTurnedOff names (by setting) each check that old enforces and next does not
+// enforce at all. Both are compiled policies (defaults filled).
+func checksTurnedOff(old, next Policy) []string {
+	var off []string
+	name := func(field string) string {
+		m := envForField[field]
+		return m.file + " (" + m.env + ")"
+	}
+	for _, l := range []struct {
+		field     string
+		old, next bool
+	}{
+		{"AllowedApplications", old.AllowedApplications != nil, next.AllowedApplications != nil},
+		{"AllowedIdentities", old.AllowedIdentities != nil || old.AllowedGroups != nil,
+			next.AllowedIdentities != nil || next.AllowedGroups != nil},
+		{"AllowedTenants", old.AllowedTenants != nil, next.AllowedTenants != nil},
+		{"RequiredRoles", old.RequiredRoles != nil, next.RequiredRoles != nil},
+		{"AppOnly", old.AppOnly, next.AppOnly},
+		{"MaxTokenAge", old.MaxTokenAge != 0, next.MaxTokenAge != 0},
+		{"UnauthenticatedAction", old.UnauthenticatedAction != AllowAnonymous, next.UnauthenticatedAction != AllowAnonymous},
+		{"ExcludedPaths", !slices.Contains(old.ExcludedPaths, "/*"), !slices.Contains(next.ExcludedPaths, "/*")},
+	} {
+		if l.old && !l.next {
+			off = append(off, name(l.field))
+		}
+	}
+	for claim := range old.BoundClaims {
+		if _, ok := next.BoundClaims[claim]; !ok {
+			off = append(off, fmt.Sprintf("%s %q", name("BoundClaims"), claim))
+		}
+	}
+	slices.Sort(off)
+	return off
 }

@@ -44,13 +44,39 @@ func replaceFile(t *testing.T, path, content string) {
 	}
 }
 
+// applyRecorder is a policyTarget that records what it is given; its active policy
+// is the last one applied, or initial.
 type applyRecorder struct {
 	mu       sync.Mutex
 	policies []Policy
 	fail     error
+	initial  Policy
 }
 
-func (a *applyRecorder) apply(p Policy) error {
+// newRecorder returns a recorder whose active policy is doc merged with override.
+func newRecorder(t *testing.T, doc string, override Policy) *applyRecorder {
+	t.Helper()
+	fp, err := ParseAuthSettingsV2([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := compilePolicy(MergePolicy(fp, override))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &applyRecorder{initial: cp.Policy}
+}
+
+func (a *applyRecorder) Policy() Policy {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.policies) == 0 {
+		return a.initial
+	}
+	return a.policies[len(a.policies)-1]
+}
+
+func (a *applyRecorder) SetPolicy(p Policy) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fail != nil {
@@ -77,11 +103,11 @@ func TestPolicyWatcher(t *testing.T) {
 	writeFile(t, path, watchedDoc(`"A"`))
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	rec := &applyRecorder{}
+	override := Policy{TenantID: tTenant, AllowedTenants: []string{tTenant}}
+	rec := newRecorder(t, watchedDoc(`"A"`), override)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	override := Policy{TenantID: tTenant, AllowedTenants: []string{tTenant}}
-	startPolicyWatcher(ctx, path, 10*time.Millisecond, override, rec.apply, logger)
+	startPolicyWatcher(ctx, path, 10*time.Millisecond, override, rec, logger)
 
 	// A valid change is applied, merged with the override.
 	replaceFile(t, path, watchedDoc(`"B"`))
@@ -104,7 +130,12 @@ func TestPolicyWatcher(t *testing.T) {
 	waitFor(t, "the warning about the broken file", func() bool { return strings.Contains(logs.String(), "level=WARN") })
 	// A change that parses but is invalid as a whole is also rejected.
 	replaceFile(t, path, `{"identityProviders":{"azureActiveDirectory":{"registration":{"clientId":"`+tApp+`"}}},"globalValidation":{"excludedPaths":["relative"]}}`)
-	waitFor(t, "the warning about the invalid policy", func() bool { return strings.Contains(logs.String(), "ExcludedPaths") })
+	waitFor(t, "the warning about the invalid policy", func() bool {
+		return strings.Contains(logs.String(), "AUTHMW_EXCLUDED_PATHS (or globalValidation.excludedPaths in AUTHMW_POLICY_FILE")
+	})
+	if strings.Contains(logs.String(), "Policy.") {
+		t.Errorf("the warning names a Go field, not the setting:\n%s", logs)
+	}
 	// Then a valid change is applied again: the count proves the invalid ones were not.
 	replaceFile(t, path, watchedDoc(`"D"`))
 	waitFor(t, "the next valid change", func() bool { return rec.count() == 3 })
@@ -128,8 +159,8 @@ func TestPolicyWatcher(t *testing.T) {
 func TestPolicyWatcherStopsWithContext(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "auth.json")
 	writeFile(t, path, watchedDoc(`"A"`))
-	rec := &applyRecorder{}
-	w := newPolicyWatcher(path, Policy{TenantID: tTenant}, rec.apply, nil)
+	rec := newRecorder(t, watchedDoc(`"A"`), Policy{TenantID: tTenant})
+	w := newPolicyWatcher(path, Policy{TenantID: tTenant}, rec, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { w.run(ctx, time.Millisecond); close(done) }()
@@ -145,8 +176,9 @@ func TestPolicyWatcherApplyError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "auth.json")
 	writeFile(t, path, watchedDoc(`"A"`))
 	logs := &syncBuffer{}
-	rec := &applyRecorder{fail: errors.New("compile refused")}
-	startPolicyWatcher(t.Context(), path, 10*time.Millisecond, Policy{TenantID: tTenant}, rec.apply,
+	rec := newRecorder(t, watchedDoc(`"A"`), Policy{TenantID: tTenant})
+	rec.fail = errors.New("compile refused")
+	startPolicyWatcher(t.Context(), path, 10*time.Millisecond, Policy{TenantID: tTenant}, rec,
 		slog.New(slog.NewTextHandler(logs, nil)))
 	replaceFile(t, path, watchedDoc(`"B"`))
 	waitFor(t, "the warning about apply's error", func() bool { return strings.Contains(logs.String(), "compile refused") })
@@ -159,10 +191,10 @@ func TestPolicyWatcherPoll(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "auth.json")
 	writeFile(t, path, watchedDoc(`"A"`))
 	logs := &syncBuffer{}
-	rec := &applyRecorder{}
-	w := newPolicyWatcher(path, Policy{TenantID: tTenant}, rec.apply, slog.New(slog.NewTextHandler(logs, nil)))
+	rec := newRecorder(t, watchedDoc(`"A"`), Policy{TenantID: tTenant})
+	w := newPolicyWatcher(path, Policy{TenantID: tTenant}, rec, slog.New(slog.NewTextHandler(logs, nil)))
 
-	w.poll() // the baseline is not a change
+	w.poll() // the content in force is not a change
 	later := time.Now().Add(time.Hour)
 	if err := os.Chtimes(path, later, later); err != nil {
 		t.Fatal(err)
@@ -177,13 +209,13 @@ func TestPolicyWatcherPoll(t *testing.T) {
 	if n := rec.count(); n != 1 || rec.last().RequiredRoles[0] != "B" {
 		t.Fatalf("apply called %d times; want once with [B]", n)
 	}
-	writeFile(t, path, `not json`)
+	writeFile(t, path, `{not json}`)
 	w.poll()
 	w.poll() // the same bad content is reported once
 	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || rec.count() != 1 {
 		t.Errorf("%d warnings and %d applies for one bad change, want 1 and 1:\n%s", n, rec.count(), logs)
 	}
-	if !strings.Contains(logs.String(), "invalid policy") || strings.Contains(logs.String(), "not json") {
+	if !strings.Contains(logs.String(), "line 1, column") || strings.Contains(logs.String(), "not json") {
 		t.Errorf("warning should carry the parse error but not the file's content:\n%s", logs)
 	}
 	writeFile(t, path, watchedDoc(`"A"`)) // back to the first content: a change again
@@ -196,11 +228,54 @@ func TestPolicyWatcherPoll(t *testing.T) {
 func TestPolicyWatcherMissingAtStart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "auth.json")
 	rec := &applyRecorder{}
-	w := newPolicyWatcher(path, Policy{TenantID: tTenant}, rec.apply, nil)
+	w := newPolicyWatcher(path, Policy{TenantID: tTenant}, rec, nil)
 	w.poll()
 	writeFile(t, path, watchedDoc(`"A"`))
 	w.poll()
 	if rec.count() != 1 {
 		t.Errorf("a file created after start was not applied")
+	}
+}
+
+// Finding 3: a reload may narrow or change a check, never remove one.
+func TestChecksTurnedOff(t *testing.T) {
+	full := basePolicy()
+	full.AllowedApplications = []string{tApp}
+	full.AllowedIdentities = []string{tOID}
+	full.AllowedTenants = []string{tTenant}
+	full.RequiredRoles = []string{"r"}
+	full.AppOnly = true
+	full.MaxTokenAge = time.Hour
+	full.BoundClaims = map[string][]string{"ver": {"2.0"}, "appidacr": {"2"}}
+	full.UnauthenticatedAction = Return401
+	tests := []struct {
+		name   string
+		change func(*Policy)
+		want   string // "" = allowed
+	}{
+		{"unchanged", func(*Policy) {}, ""},
+		{"list emptied (nobody)", func(p *Policy) { p.AllowedApplications = []string{} }, ""},
+		{"list changed", func(p *Policy) { p.RequiredRoles = []string{"other"} }, ""},
+		{"identities swapped for groups", func(p *Policy) { p.AllowedIdentities, p.AllowedGroups = nil, []string{tGroup} }, ""},
+		{"bound claim pattern changed", func(p *Policy) { p.BoundClaims = map[string][]string{"ver": {"1.0"}, "appidacr": {"1"}} }, ""},
+		{"applications removed", func(p *Policy) { p.AllowedApplications = nil }, "AUTHMW_ALLOWED_APPLICATIONS"},
+		{"principals removed", func(p *Policy) { p.AllowedIdentities = nil }, "AUTHMW_ALLOWED_IDENTITIES"},
+		{"tenants removed", func(p *Policy) { p.AllowedTenants = nil }, "AUTHMW_ALLOWED_TENANTS"},
+		{"roles removed", func(p *Policy) { p.RequiredRoles = nil }, "AUTHMW_REQUIRED_ROLES"},
+		{"app-only off", func(p *Policy) { p.AppOnly = false }, "f2fauth.appOnly"},
+		{"token age off", func(p *Policy) { p.MaxTokenAge = 0 }, "AUTHMW_MAX_TOKEN_AGE"},
+		{"one bound claim removed", func(p *Policy) { delete(p.BoundClaims, "appidacr") }, `AUTHMW_BOUND_CLAIMS) "appidacr"`},
+		{"anonymous allowed", func(p *Policy) { p.UnauthenticatedAction = AllowAnonymous }, "AUTHMW_UNAUTHENTICATED_ACTION"},
+		{"everything excluded", func(p *Policy) { p.ExcludedPaths = []string{"/*"} }, "AUTHMW_EXCLUDED_PATHS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := clonePolicy(full)
+			tt.change(&next)
+			off := strings.Join(checksTurnedOff(full, next), "; ")
+			if (tt.want == "") != (off == "") || !strings.Contains(off, tt.want) {
+				t.Errorf("checksTurnedOff = %q, want %q", off, tt.want)
+			}
+		})
 	}
 }

@@ -123,6 +123,7 @@ func TestNewFromEnv(t *testing.T) {
 		"AUTHMW_TENANT_ID":      idp.TenantID(),
 		"AUTHMW_AUTHORITY_HOST": idp.AuthorityURL(),
 		"AUTHMW_AUDIENCES":      testAudience,
+		"AUTHMW_REQUIRED_ROLES": "Callee.Invoke",
 	}
 	m, err := NewFromEnv(context.Background(), func(k string) string { return env[k] }, nil)
 	if err != nil {
