@@ -72,6 +72,7 @@ func ExampleIssuer_Mint() {
 	defer idp.Close()
 	m, err := authmw.New(context.Background(), authmw.Config{Policy: authmw.Policy{
 		TenantID: idp.TenantID(), AuthorityHost: idp.AuthorityURL(), Audiences: []string{"api://my-service"},
+		AllowedApplications: []string{"caller-app-id"},
 	}})
 	if err != nil {
 		log.Fatal(err)
