@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/f2fauth/f2fauth/internal/netrule"
 )
 
 // Defaults for Config fields left zero.
@@ -33,7 +35,10 @@ type Config struct {
 	// Algorithms are the accepted JWS algorithms; default ["RS256"]. Only RS256, RS384,
 	// RS512, PS256, PS384, PS512, ES256, ES384 and ES512 can be listed: never none or HMAC.
 	Algorithms []string
-	// HTTPClient fetches discovery documents and JWKS; default a client with a 10 s timeout.
+	// HTTPClient fetches discovery documents and JWKS; default a client with a 10 s
+	// timeout. A client given here must have a Timeout; it is used through a copy
+	// that enforces the network rules (https, or plain http only to loopback, on
+	// every hop; redirects same-origin at most): its own redirect policy is replaced.
 	HTTPClient *http.Client
 	// KeyRefreshInterval is the periodic JWKS refresh; default DefaultKeyRefreshInterval (12 h).
 	KeyRefreshInterval time.Duration
@@ -129,11 +134,10 @@ func (c Config) withDefaults() (Config, []jose.SignatureAlgorithm, []error) {
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
-	} else if c.HTTPClient.Timeout <= 0 {
+	if c.HTTPClient != nil && c.HTTPClient.Timeout <= 0 {
 		errs = append(errs, errors.New("Config.HTTPClient: must have a Timeout (every discovery and JWKS request must be bounded)"))
 	}
+	c.HTTPClient = netrule.Guard(c.HTTPClient, defaultHTTPTimeout)
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
 		errs = append(errs, errors.New("Config.Realm: must not contain quotes, backslashes or line breaks"))
 	}

@@ -27,7 +27,10 @@ type Middleware struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // guards keySets, closed, setPolicy sequencing
+	specs      []*issuerSpec
+	discovered chan struct{} // closed when every issuer is discovered
+
+	mu      sync.Mutex // guards keySets, specs' state, closed, setPolicy sequencing
 	keySets map[string]*jwks.KeySet
 	closed  bool
 	gen     uint64
@@ -90,16 +93,20 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	}
 
 	m := &Middleware{
-		cfg:     cfg,
-		cache:   newTokenCache(cfg.CacheSize),
-		keySets: make(map[string]*jwks.KeySet),
-		issKey:  issuerKey(&cp.Policy),
+		cfg:        cfg,
+		cache:      newTokenCache(cfg.CacheSize),
+		keySets:    make(map[string]*jwks.KeySet),
+		issKey:     issuerKey(&cp.Policy),
+		specs:      issuerSpecs(&cp.Policy),
+		discovered: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.state.Store(newPolicyState(cp, 0))
-	specs := issuerSpecs(&cp.Policy)
-	m.routes.Store(&routeTable{byIss: map[string]*route{}, pending: len(specs)})
-	for _, s := range specs {
+	m.routes.Store(&routeTable{byIss: map[string]*route{}, pending: len(m.specs)})
+	if len(m.specs) == 0 {
+		close(m.discovered)
+	}
+	for _, s := range m.specs {
 		m.wg.Add(1)
 		go m.discoverLoop(s)
 	}
@@ -125,7 +132,9 @@ func NewFromEnv(ctx context.Context, getenv func(string) string, logger *slog.Lo
 
 // SetPolicy replaces the policy without restart. An invalid policy is refused
 // with an error and the current one stays. A valid one takes effect atomically
-// for the next request and empties the verified-token cache. The issuer settings
+// for the next request, under a new generation: tokens cached under the old
+// policy are verified again (the one invalidation for a policy change; see
+// tokenCache). The issuer settings
 // (TenantID, AuthorityHost, Issuers) cannot change at run time: changing them is
 // an error (restart instead).
 func (m *Middleware) SetPolicy(p Policy) error {
@@ -141,7 +150,6 @@ func (m *Middleware) SetPolicy(p Policy) error {
 	gen := m.gen
 	m.state.Store(newPolicyState(cp, gen))
 	m.mu.Unlock()
-	m.cache.purgeAll()
 	m.logInfo("authmw: policy replaced", "generation", gen)
 	return nil
 }

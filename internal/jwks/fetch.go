@@ -7,47 +7,96 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/f2fauth/f2fauth/internal/netrule"
+	"github.com/f2fauth/f2fauth/internal/retry"
 )
 
-// errFetch marks a failed JWKS fetch; the last good keys stay in use.
-var errFetch = errors.New("jwks: fetching key set failed")
+// fetchError is a failed [Get]: the description wraps [ErrTransient] or
+// [ErrPermanent], and retryAfter is the delay the server asked for.
+type fetchError struct {
+	err        error
+	retryAfter time.Duration
+}
+
+func (e *fetchError) Error() string { return e.err.Error() }
+func (e *fetchError) Unwrap() error { return e.err }
+
+// Get fetches url with client, used through [netrule.Guard] (https or
+// loopback http on every hop, same-origin redirects at most), and returns the
+// body of a 200 response, at most [MaxResponseBytes] long. It is the one
+// fetch of discovery documents and key sets. Errors wrap [ErrTransient] or
+// [ErrPermanent]; an error body is quoted only as a [netrule.Excerpt].
+func Get(ctx context.Context, client *http.Client, url, accept string, noCache bool) ([]byte, error) {
+	fail := func(class error, format string, args ...any) error {
+		return &fetchError{err: fmt.Errorf("GET %s: %w: %s", url, class, fmt.Sprintf(format, args...))}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fail(ErrPermanent, "%v", err)
+	}
+	req.Header.Set("Accept", accept)
+	if noCache {
+		req.Header.Set("Cache-Control", "no-cache")
+	}
+	resp, err := netrule.Guard(client, DefaultHTTPTimeout).Do(req)
+	if err != nil {
+		class := ErrTransient
+		if errors.Is(err, netrule.ErrRedirect) || errors.Is(err, netrule.ErrInsecureURL) {
+			class = ErrPermanent
+		}
+		return nil, &fetchError{err: fmt.Errorf("%w: %w", class, err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, netrule.ExcerptBytes+1))
+		class := ErrPermanent
+		if s := resp.StatusCode; s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500 {
+			class = ErrTransient
+		}
+		fe := fail(class, "HTTP status %d: %s", resp.StatusCode, netrule.Excerpt(excerpt)).(*fetchError)
+		fe.retryAfter, _ = retry.RetryAfter(resp.Header, time.Now())
+		return nil, fe
+	}
+	body, err := netrule.ReadAll(resp.Body, MaxResponseBytes)
+	if errors.Is(err, netrule.ErrTooLarge) {
+		return nil, fail(ErrPermanent, "%v", err)
+	} else if err != nil {
+		return nil, fail(ErrTransient, "reading the body: %v", err)
+	}
+	return body, nil
+}
+
+// RetryDelay is how long to wait after failures consecutive failures, the
+// last one err: b's jittered delay, or the Retry-After the server sent with
+// err when longer, at most b.Max.
+func RetryDelay(b retry.Backoff, failures int, err error) time.Duration {
+	d := b.Delay(failures, rand.Float64())
+	if fe, ok := errors.AsType[*fetchError](err); ok && fe.retryAfter > d {
+		d = min(fe.retryAfter, max(b.Max, b.Initial))
+	}
+	return d
+}
 
 // fetch GETs and parses the JWKS. Each key is parsed on its own: a bad key is
 // logged (by kid) and skipped. A response that is not 200, not a JSON object
 // with a "keys" array, too large, or that holds no usable key, is an error.
 func (k *KeySet) fetch(ctx context.Context, noCache bool) (*keyMap, error) {
 	k.fetches.Add(1)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+	body, err := Get(ctx, k.client, k.url, "application/jwk-set+json, application/json", noCache)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errFetch, err)
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	if noCache {
-		req.Header.Set("Cache-Control", "no-cache")
-	}
-	resp, err := k.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errFetch, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading response: %w", errFetch, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: HTTP status %d", errFetch, resp.StatusCode)
-	}
-	if len(body) > MaxResponseBytes {
-		return nil, fmt.Errorf("%w: response larger than %d bytes", errFetch, MaxResponseBytes)
+		return nil, err
 	}
 	var raw struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, fmt.Errorf("%w: response is not a JSON key set: %w", errFetch, err)
+		return nil, fmt.Errorf("GET %s: %w: not a JSON key set: %v", k.url, ErrPermanent, err)
 	}
 	m := &keyMap{byKID: make(map[string][]*key, len(raw.Keys))}
 	for i, rk := range raw.Keys {
@@ -60,14 +109,14 @@ func (k *KeySet) fetch(ctx context.Context, noCache bool) (*keyMap, error) {
 		key, err := keyFromJWK(&jwk, k.algs)
 		if err != nil {
 			k.log.LogAttrs(ctx, slog.LevelWarn, "jwks: skipping unusable key",
-				slog.String("url", k.url), slog.Int("index", i), slog.String("kid", jwk.KeyID), slog.String("reason", err.Error()))
+				slog.String("url", k.url), slog.Int("index", i), slog.String("kid", truncate(jwk.KeyID)), slog.String("reason", err.Error()))
 			continue
 		}
-		m.byKID[key.kid] = append(m.byKID[key.kid], key)
+		m.byKID[key.id.KID] = append(m.byKID[key.id.KID], key)
 		m.all = append(m.all, key)
 	}
 	if len(m.all) == 0 {
-		return nil, fmt.Errorf("%w: no usable key among %d published", errFetch, len(raw.Keys))
+		return nil, fmt.Errorf("GET %s: %w: no usable key among %d published", k.url, ErrPermanent, len(raw.Keys))
 	}
 	return m, nil
 }
