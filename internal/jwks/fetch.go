@@ -33,12 +33,12 @@ func (e *fetchError) Unwrap() error { return e.err }
 // fetch of discovery documents and key sets. Errors wrap [ErrTransient] or
 // [ErrPermanent]; an error body is quoted only as a [netrule.Excerpt].
 func Get(ctx context.Context, client *http.Client, url, accept string, noCache bool) ([]byte, error) {
-	fail := func(class error, format string, args ...any) error {
-		return &fetchError{err: fmt.Errorf("GET %s: %w: %s", url, class, fmt.Sprintf(format, args...))}
+	fail := func(class, cause error) *fetchError {
+		return &fetchError{err: fmt.Errorf("GET %s: %w: %w", url, class, cause)}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fail(ErrPermanent, "%v", err)
+		return nil, fail(ErrPermanent, err)
 	}
 	req.Header.Set("Accept", accept)
 	if noCache {
@@ -50,7 +50,7 @@ func Get(ctx context.Context, client *http.Client, url, accept string, noCache b
 		if errors.Is(err, netrule.ErrRedirect) || errors.Is(err, netrule.ErrInsecureURL) {
 			class = ErrPermanent
 		}
-		return nil, &fetchError{err: fmt.Errorf("%w: %w", class, err)}
+		return nil, &fetchError{err: fmt.Errorf("%w: %w", class, err)} // err names the URL
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -59,15 +59,15 @@ func Get(ctx context.Context, client *http.Client, url, accept string, noCache b
 		if s := resp.StatusCode; s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500 {
 			class = ErrTransient
 		}
-		fe := fail(class, "HTTP status %d: %s", resp.StatusCode, netrule.Excerpt(excerpt)).(*fetchError)
+		fe := fail(class, fmt.Errorf("HTTP status %d: %q", resp.StatusCode, netrule.Excerpt(excerpt)))
 		fe.retryAfter, _ = retry.RetryAfter(resp.Header, time.Now())
 		return nil, fe
 	}
 	body, err := netrule.ReadAll(resp.Body, MaxResponseBytes)
 	if errors.Is(err, netrule.ErrTooLarge) {
-		return nil, fail(ErrPermanent, "%v", err)
+		return nil, fail(ErrPermanent, err)
 	} else if err != nil {
-		return nil, fail(ErrTransient, "reading the body: %v", err)
+		return nil, fail(ErrTransient, err)
 	}
 	return body, nil
 }
