@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/f2fauth/f2fauth/internal/netrule"
 )
 
@@ -94,27 +92,20 @@ const MaxTokenBytes = 16 << 10
 const defaultHTTPTimeout = 10 * time.Second
 
 // supportedAlgorithms are the algorithms Config.Algorithms may list: asymmetric only.
-var supportedAlgorithms = map[string]jose.SignatureAlgorithm{
-	"RS256": jose.RS256, "RS384": jose.RS384, "RS512": jose.RS512,
-	"PS256": jose.PS256, "PS384": jose.PS384, "PS512": jose.PS512,
-	"ES256": jose.ES256, "ES384": jose.ES384, "ES512": jose.ES512,
-}
+var supportedAlgorithms = map[string]bool{"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true, "ES256": true, "ES384": true, "ES512": true}
 
 // withDefaults validates c and fills its defaults, reporting every problem, each
 // naming its setting. It does not validate c.Policy (compilePolicy does).
-func (c Config) withDefaults() (Config, []jose.SignatureAlgorithm, []error) {
+func (c Config) withDefaults() (Config, []error) {
 	var errs []error
 	if len(c.Algorithms) == 0 {
 		c.Algorithms = []string{"RS256"}
 	}
-	algs := make([]jose.SignatureAlgorithm, 0, len(c.Algorithms))
 	for _, a := range c.Algorithms {
-		ja, ok := supportedAlgorithms[a]
-		if !ok {
+		if !supportedAlgorithms[a] {
 			errs = append(errs, fmt.Errorf("Config.Algorithms: %q is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or ES512; never none or HMAC)", a))
-			continue
 		}
-		algs = append(algs, ja)
 	}
 	if c.PolicyFileInterval < 0 {
 		errs = append(errs, fmt.Errorf("Config.PolicyFileInterval: must not be negative (got %s)", c.PolicyFileInterval))
@@ -144,5 +135,5 @@ func (c Config) withDefaults() (Config, []jose.SignatureAlgorithm, []error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return c, algs, errs
+	return c, errs
 }

@@ -93,7 +93,7 @@ func (m *Middleware) discoverLoop(spec *issuerSpec) {
 			return
 		}
 		wait := jwks.RetryDelay(backoff, failures, err)
-		m.logWarn("authmw: issuer discovery failed; retrying", "setting", spec.setting, "error", err.Error(), "retry_in", wait.String())
+		m.log.Warn("authmw: issuer discovery failed; retrying", "setting", spec.setting, "error", err.Error(), "retry_in", wait.String())
 		if !retry.Sleep(m.ctx, wait) {
 			return
 		}
@@ -162,7 +162,7 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 	if nt.pending == 0 {
 		close(m.discovered)
 	}
-	m.logInfo("authmw: issuer discovered", "setting", spec.setting, "issuer", meta.Issuer, "jwks_uri", meta.JWKSURI)
+	m.log.Info("authmw: issuer discovered", "setting", spec.setting, "issuer", meta.Issuer, "jwks_uri", meta.JWKSURI)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package authmw
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +22,8 @@ type Middleware struct {
 	state  atomic.Pointer[policyState]
 	routes atomic.Pointer[routeTable]
 	cache  *tokenCache
-	issKey string // issuer settings, fixed for the Middleware's life
+	log    *slog.Logger // cfg.Logger, or a discarding one
+	issKey string       // issuer settings, fixed for the Middleware's life
 
 	ctx    context.Context // background work; cancelled by Close
 	cancel context.CancelFunc
@@ -74,7 +76,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cfg, _, errs := cfg.withDefaults()
+	cfg, errs := cfg.withDefaults()
 	pol := cfg.Policy
 	if cfg.PolicyFile != "" {
 		fp, err := LoadPolicyFile(cfg.PolicyFile)
@@ -95,6 +97,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	m := &Middleware{
 		cfg:        cfg,
 		cache:      newTokenCache(cfg.CacheSize),
+		log:        cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
 		keySets:    make(map[string]*jwks.KeySet),
 		issKey:     issuerKey(&cp.Policy),
 		specs:      issuerSpecs(&cp.Policy),
@@ -150,7 +153,7 @@ func (m *Middleware) SetPolicy(p Policy) error {
 	gen := m.gen
 	m.state.Store(newPolicyState(cp, gen))
 	m.mu.Unlock()
-	m.logInfo("authmw: policy replaced", "generation", gen)
+	m.log.Info("authmw: policy replaced", "generation", gen)
 	return nil
 }
 
@@ -178,16 +181,4 @@ func (m *Middleware) Close() error {
 		ks.Close()
 	}
 	return nil
-}
-
-func (m *Middleware) logInfo(msg string, args ...any) {
-	if m.cfg.Logger != nil {
-		m.cfg.Logger.Info(msg, args...)
-	}
-}
-
-func (m *Middleware) logWarn(msg string, args ...any) {
-	if m.cfg.Logger != nil {
-		m.cfg.Logger.Warn(msg, args...)
-	}
 }

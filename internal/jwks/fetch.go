@@ -130,12 +130,6 @@ func peekKID(raw json.RawMessage) string {
 	return truncate(v.KID)
 }
 
-// truncate bounds attacker- or server-controlled strings put in logs and
-// errors.
-func truncate(s string) string {
-	const maxLen = 64
-	if len(s) > maxLen {
-		return s[:maxLen] + "…"
-	}
-	return s
-}
+// truncate bounds attacker- or server-controlled strings (kids, algs) put in
+// logs and errors, and keeps them printable.
+func truncate(s string) string { return netrule.Excerpt([]byte(s)) }

@@ -233,7 +233,6 @@ type inflight struct {
 type KeySet struct {
 	url          string
 	client       *http.Client
-	ownClient    bool
 	algs         []allowedAlg
 	joseAlgs     []jose.SignatureAlgorithm
 	unknownEvery time.Duration
@@ -340,7 +339,7 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	k.client, k.ownClient = netrule.Guard(opts.Client, DefaultHTTPTimeout), opts.Client == nil
+	k.client = netrule.Guard(opts.Client, DefaultHTTPTimeout)
 	if k.now == nil {
 		k.now = time.Now
 	}
@@ -404,16 +403,10 @@ func (k *KeySet) Err() error {
 // KIDs returns the kids currently published, sorted (nil before the first
 // load). Keys without a kid are listed as "".
 func (k *KeySet) KIDs() []string {
-	m := k.keys.Load()
-	if m == nil {
-		return nil
+	if m := k.keys.Load(); m != nil {
+		return kidsNotIn(m, nil)
 	}
-	kids := make([]string, 0, len(m.byKID))
-	for kid := range m.byKID {
-		kids = append(kids, kid)
-	}
-	slices.Sort(kids)
-	return kids
+	return nil
 }
 
 // Fetches returns the number of JWKS HTTP requests made so far (for tests
@@ -430,9 +423,6 @@ func (k *KeySet) Close() {
 		k.mu.Unlock()
 		k.cancel()
 		k.wg.Wait()
-		if k.ownClient {
-			k.client.CloseIdleConnections()
-		}
 	})
 }
 
