@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/f2fauth/f2fauth/internal/netrule"
 )
 
 // Defaults for Config fields left zero.
@@ -88,9 +86,6 @@ type Decision struct {
 // malformed_token before any parsing. Entra access tokens are a few KiB.
 const MaxTokenBytes = 16 << 10
 
-// defaultHTTPTimeout bounds every discovery and JWKS request of the default client.
-const defaultHTTPTimeout = 10 * time.Second
-
 // supportedAlgorithms are the algorithms Config.Algorithms may list: asymmetric only.
 var supportedAlgorithms = map[string]bool{"RS256": true, "RS384": true, "RS512": true,
 	"PS256": true, "PS384": true, "PS512": true, "ES256": true, "ES384": true, "ES512": true}
@@ -128,7 +123,6 @@ func (c Config) withDefaults() (Config, []error) {
 	if c.HTTPClient != nil && c.HTTPClient.Timeout <= 0 {
 		errs = append(errs, errors.New("Config.HTTPClient: must have a Timeout (every discovery and JWKS request must be bounded)"))
 	}
-	c.HTTPClient = netrule.Guard(c.HTTPClient, defaultHTTPTimeout)
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
 		errs = append(errs, errors.New("Config.Realm: must not contain quotes, backslashes or line breaks"))
 	}

@@ -27,8 +27,9 @@ type fetchError struct {
 func (e *fetchError) Error() string { return e.err.Error() }
 func (e *fetchError) Unwrap() error { return e.err }
 
-// Get fetches url with client, used through [netrule.Guard] (https or
-// loopback http on every hop, same-origin redirects at most), and returns the
+// Get fetches url with client (nil: a default one), used through
+// [netrule.Guard] (https or loopback http on every hop, same-origin redirects
+// at most, a 10 s timeout unless client has one), and returns the
 // body of a 200 response, at most [MaxResponseBytes] long. It is the one
 // fetch of discovery documents and key sets. Errors wrap [ErrTransient] or
 // [ErrPermanent]; an error body is quoted only as a [netrule.Excerpt].

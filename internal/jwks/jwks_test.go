@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/f2fauth/f2fauth/internal/retry"
 	"github.com/f2fauth/f2fauth/internal/testutil"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -769,5 +771,42 @@ func TestRequireKID(t *testing.T) {
 	}
 	if got := ks.Fetches(); got != 1 {
 		t.Errorf("Fetches = %d, want 1 (kid-less tokens never refetch)", got)
+	}
+}
+
+// TestRetryDelay: the server's Retry-After is honoured when longer than the
+// backoff, but never beyond the backoff's maximum (a hostile issuer cannot
+// park the key set for an hour).
+func TestRetryDelay(t *testing.T) {
+	t.Parallel()
+	b := retry.Backoff{Initial: time.Millisecond, Max: 50 * time.Millisecond}
+	tests := []struct {
+		name   string
+		header map[string]string
+		min    time.Duration
+		max    time.Duration
+	}{
+		{"no Retry-After", nil, time.Millisecond * 3 / 4, time.Millisecond * 5 / 4},
+		{"Retry-After-Ms within the maximum", map[string]string{"Retry-After-Ms": "30"}, 30 * time.Millisecond, 30 * time.Millisecond},
+		{"Retry-After of an hour", map[string]string{"Retry-After": "3600"}, 50 * time.Millisecond, 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(http.StatusTooManyRequests)
+			}))
+			defer srv.Close()
+			_, err := Get(context.Background(), nil, srv.URL, "application/json", false)
+			if !errors.Is(err, ErrTransient) {
+				t.Fatalf("err = %v, want ErrTransient", err)
+			}
+			if d := RetryDelay(b, 1, err); d < tt.min || d > tt.max {
+				t.Fatalf("RetryDelay = %s, want within [%s, %s]", d, tt.min, tt.max)
+			}
+		})
 	}
 }
