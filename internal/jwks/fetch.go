@@ -93,6 +93,11 @@ func (k *KeySet) fetch(ctx context.Context, noCache bool) (*keyMap, error) {
 	if err != nil {
 		return nil, err
 	}
+	return k.parse(ctx, body)
+}
+
+// parse reads a JWKS document into a key map (see fetch).
+func (k *KeySet) parse(ctx context.Context, body []byte) (*keyMap, error) {
 	var raw struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
