@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -171,10 +173,7 @@ func (m *Middleware) Close() error {
 	}
 	m.closed = true
 	m.cancel()
-	sets := make([]*jwks.KeySet, 0, len(m.keySets))
-	for _, ks := range m.keySets {
-		sets = append(sets, ks)
-	}
+	sets := slices.Collect(maps.Values(m.keySets))
 	m.mu.Unlock()
 	m.wg.Wait()
 	for _, ks := range sets {

@@ -39,6 +39,7 @@
 package jwks
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -292,7 +293,7 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 		retryMin:     opts.RetryMin,
 		retryMax:     opts.RetryMax,
 		now:          opts.Now,
-		log:          opts.Logger,
+		log:          cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		requireKID:   opts.RequireKID,
 		ready:        make(chan struct{}),
 	}
@@ -342,9 +343,6 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 	k.client = netrule.Guard(opts.Client, DefaultHTTPTimeout)
 	if k.now == nil {
 		k.now = time.Now
-	}
-	if k.log == nil {
-		k.log = slog.New(slog.DiscardHandler)
 	}
 	if ctx == nil {
 		ctx = context.Background()
