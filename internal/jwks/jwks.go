@@ -398,19 +398,6 @@ func (k *KeySet) Err() error {
 	return k.lastErr
 }
 
-// KIDs returns the kids currently published, sorted (nil before the first
-// load). Keys without a kid are listed as "".
-func (k *KeySet) KIDs() []string {
-	if m := k.keys.Load(); m != nil {
-		return kidsNotIn(m, nil)
-	}
-	return nil
-}
-
-// Fetches returns the number of JWKS HTTP requests made so far (for tests
-// and metrics).
-func (k *KeySet) Fetches() int64 { return k.fetches.Load() }
-
 // Close stops the background refresh, cancels a fetch in flight and waits
 // for the background goroutines to exit. It is idempotent. Keys already
 // loaded stay usable, but are no longer refreshed.
