@@ -122,14 +122,14 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 	// rule). Tenant mode: Entra v1 declares an issuer on another host than the
 	// document (https://sts.windows.net/{tid}/), so it must name the tenant.
 	if spec.expected != "" && meta.Issuer != spec.expected {
-		return permanent("discovery declares issuer %q, expected %q", truncate(meta.Issuer), spec.expected)
+		return permanent("discovery declares issuer %q, expected %q", netrule.Excerpt([]byte(meta.Issuer)), spec.expected)
 	}
 	if spec.tenantID != "" && !strings.Contains(strings.ToLower(meta.Issuer), strings.ToLower(spec.tenantID)) {
-		return permanent("discovery declares issuer %q, which is not of tenant %q", truncate(meta.Issuer), spec.tenantID)
+		return permanent("discovery declares issuer %q, which is not of tenant %q", netrule.Excerpt([]byte(meta.Issuer)), spec.tenantID)
 	}
 	for _, u := range []struct{ name, v string }{{"issuer", meta.Issuer}, {"jwks_uri", meta.JWKSURI}} {
 		if err := netrule.CheckRawURL(u.v); err != nil {
-			return permanent("%s %q declared by discovery: %v", u.name, truncate(u.v), err)
+			return permanent("%s %q declared by discovery: %v", u.name, netrule.Excerpt([]byte(u.v)), err)
 		}
 	}
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	neturl "net/url"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -17,14 +18,16 @@ import (
 	"github.com/f2fauth/f2fauth/internal/retry"
 )
 
-// fetchError is a failed [Get]: the description wraps [ErrTransient] or
-// [ErrPermanent], and retryAfter is the delay the server asked for.
+// fetchError is a failed [Get]: err wraps [ErrTransient] or [ErrPermanent]
+// and the cause; msg is bounded (what the server chose, body or Location,
+// appears only as an excerpt); retryAfter is the delay the server asked for.
 type fetchError struct {
+	msg        string
 	err        error
 	retryAfter time.Duration
 }
 
-func (e *fetchError) Error() string { return e.err.Error() }
+func (e *fetchError) Error() string { return e.msg }
 func (e *fetchError) Unwrap() error { return e.err }
 
 // Get fetches url with client (nil: a default one), used through
@@ -34,12 +37,12 @@ func (e *fetchError) Unwrap() error { return e.err }
 // fetch of discovery documents and key sets. Errors wrap [ErrTransient] or
 // [ErrPermanent]; an error body is quoted only as a [netrule.Excerpt].
 func Get(ctx context.Context, client *http.Client, url, accept string, noCache bool) ([]byte, error) {
-	fail := func(class, cause error) *fetchError {
-		return &fetchError{err: fmt.Errorf("GET %s: %w: %w", url, class, cause)}
+	fail := func(class, cause error, text string) *fetchError {
+		return &fetchError{msg: fmt.Sprintf("GET %s: %v: %s", url, class, text), err: fmt.Errorf("%w: %w", class, cause)}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fail(ErrPermanent, err)
+		return nil, fail(ErrPermanent, err, err.Error())
 	}
 	req.Header.Set("Accept", accept)
 	if noCache {
@@ -47,11 +50,14 @@ func Get(ctx context.Context, client *http.Client, url, accept string, noCache b
 	}
 	resp, err := netrule.Guard(client, DefaultHTTPTimeout).Do(req)
 	if err != nil {
-		class := ErrTransient
+		class, cause := ErrTransient, err
 		if errors.Is(err, netrule.ErrRedirect) || errors.Is(err, netrule.ErrInsecureURL) {
 			class = ErrPermanent
 		}
-		return nil, &fetchError{err: fmt.Errorf("%w: %w", class, err)} // err names the URL
+		if ue, ok := errors.AsType[*neturl.Error](err); ok {
+			cause = ue.Err // without the URL, which may be a redirect's Location
+		}
+		return nil, fail(class, err, netrule.Excerpt([]byte(cause.Error())))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -60,15 +66,15 @@ func Get(ctx context.Context, client *http.Client, url, accept string, noCache b
 		if s := resp.StatusCode; s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500 {
 			class = ErrTransient
 		}
-		fe := fail(class, fmt.Errorf("HTTP status %d: %q", resp.StatusCode, netrule.Excerpt(excerpt)))
+		fe := fail(class, fmt.Errorf("HTTP status %d", resp.StatusCode), fmt.Sprintf("HTTP status %d: %q", resp.StatusCode, netrule.Excerpt(excerpt)))
 		fe.retryAfter, _ = retry.RetryAfter(resp.Header, time.Now())
 		return nil, fe
 	}
 	body, err := netrule.ReadAll(resp.Body, MaxResponseBytes)
 	if errors.Is(err, netrule.ErrTooLarge) {
-		return nil, fail(ErrPermanent, err)
+		return nil, fail(ErrPermanent, err, err.Error())
 	} else if err != nil {
-		return nil, fail(ErrTransient, err)
+		return nil, fail(ErrTransient, err, netrule.Excerpt([]byte(err.Error())))
 	}
 	return body, nil
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/f2fauth/f2fauth/internal/netrule"
 	"github.com/f2fauth/f2fauth/internal/retry"
 	"github.com/f2fauth/f2fauth/internal/testutil"
 
@@ -806,6 +807,45 @@ func TestRetryDelay(t *testing.T) {
 			}
 			if d := RetryDelay(b, 1, err); d < tt.min || d > tt.max {
 				t.Fatalf("RetryDelay = %s, want within [%s, %s]", d, tt.min, tt.max)
+			}
+		})
+	}
+}
+
+// TestGetErrorBounded: what a server chooses (a body, a redirect's Location)
+// reaches an error, and so a log line, only as a short excerpt.
+func TestGetErrorBounded(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", 5000)
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		want    error
+	}{
+		{"redirect to a long foreign Location", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", "http://"+long+".example/keys")
+			w.WriteHeader(http.StatusFound)
+		}, netrule.ErrRedirect},
+		{"unparsable Location", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", "http://x/%zz"+long)
+			w.WriteHeader(http.StatusFound)
+		}, ErrTransient},
+		{"long error body", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(long))
+		}, ErrPermanent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			_, err := Get(context.Background(), nil, srv.URL, "application/json", false)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if n := len(err.Error()); n > 400 || strings.Contains(err.Error(), long[:200]) {
+				t.Fatalf("error of %d bytes quotes the server's text: %.300s…", n, err.Error())
 			}
 		})
 	}
