@@ -11,7 +11,7 @@ import (
 type cacheEntry struct {
 	p        *Principal
 	deadline time.Time // exp + skew, or iat + MaxTokenAge + skew if earlier
-	kid      string
+	key      jwks.KeyID
 	keys     *jwks.KeySet
 	gen      uint64 // policy generation it was verified under
 }
@@ -22,6 +22,12 @@ type cacheEntry struct {
 // inserts O(1) with no sweeps or tombstones, and holds at most max entries. (A
 // token dropped early is simply verified again.) The key is the token itself, so a
 // hit can never be another token's result.
+//
+// Invalidation happens in one place, [tokenCache.lookup]: an entry counts only
+// under the policy generation it was verified with ([Middleware.SetPolicy] bumps
+// it) and while the exact key that verified it is published ([jwks.KeySet.Publishes]:
+// a key removed, or replaced under the same kid, invalidates its tokens). Stale
+// entries are never served and age out with their generation.
 type tokenCache struct {
 	max int // <= 0: disabled
 	mu  sync.RWMutex
@@ -40,7 +46,10 @@ func newTokenCache(max int) *tokenCache {
 // genSize is the capacity of one generation.
 func (c *tokenCache) genSize() int { return max(1, c.max/2) }
 
-func (c *tokenCache) get(raw string) *cacheEntry {
+// lookup returns the principal cached for raw when it was verified under policy
+// generation gen, is before its deadline at now, and its key is still published
+// with the same material; nil otherwise.
+func (c *tokenCache) lookup(raw string, gen uint64, now time.Time) *Principal {
 	if c.max <= 0 {
 		return nil
 	}
@@ -50,7 +59,10 @@ func (c *tokenCache) get(raw string) *cacheEntry {
 		e = c.old[raw]
 	}
 	c.mu.RUnlock()
-	return e
+	if e == nil || e.gen != gen || !now.Before(e.deadline) || !e.keys.Publishes(e.key) {
+		return nil
+	}
+	return e.p
 }
 
 func (c *tokenCache) put(raw string, e *cacheEntry) {
@@ -64,51 +76,4 @@ func (c *tokenCache) put(raw string, e *cacheEntry) {
 		c.cur = make(map[string]*cacheEntry, c.genSize())
 	}
 	c.cur[raw] = e
-}
-
-func (c *tokenCache) remove(raw string) {
-	if c.max <= 0 {
-		return
-	}
-	c.mu.Lock()
-	delete(c.cur, raw)
-	delete(c.old, raw)
-	c.mu.Unlock()
-}
-
-// purgeAll empties the cache (policy change).
-func (c *tokenCache) purgeAll() {
-	if c.max <= 0 {
-		return
-	}
-	c.mu.Lock()
-	clear(c.cur)
-	c.old = nil
-	c.mu.Unlock()
-}
-
-// purgeKIDs drops every entry signed by one of kids (the keys left the JWKS).
-func (c *tokenCache) purgeKIDs(kids []string) {
-	if c.max <= 0 || len(kids) == 0 {
-		return
-	}
-	set := make(map[string]struct{}, len(kids))
-	for _, k := range kids {
-		set[k] = struct{}{}
-	}
-	c.mu.Lock()
-	for _, m := range []map[string]*cacheEntry{c.cur, c.old} {
-		for k, v := range m {
-			if _, ok := set[v.kid]; ok {
-				delete(m, k)
-			}
-		}
-	}
-	c.mu.Unlock()
-}
-
-func (c *tokenCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.cur) + len(c.old)
 }

@@ -15,7 +15,7 @@
 // With Policy.TenantID, both Entra token versions of the tenant are trusted: v1
 // from {AuthorityHost}/{tid}/.well-known/openid-configuration and v2 from
 // {AuthorityHost}/{tid}/v2.0/.well-known/openid-configuration, each with exactly
-// the issuer and jwks_uri its own document declares (discovery uses go-oidc). With
+// the issuer and jwks_uri its own document declares. With
 // Policy.Issuers, each issuer is discovered at {issuer}/.well-known/openid-configuration
 // and must declare itself exactly. A token's iss selects the key set; an iss that
 // matches no trusted issuer is rejected without any network request. Discovery and
@@ -23,6 +23,12 @@
 // issuer's keys are loaded its tokens are answered 503 with Retry-After. Keys come
 // only from the issuers' JWKS (jku, x5u, x5c and embedded jwk headers are ignored);
 // an unknown kid causes at most one JWKS refetch per Config.UnknownKeyInterval.
+// Every discovery and JWKS request is https (plain http only to loopback) on
+// every hop, follows same-origin redirects only (whatever Config.HTTPClient
+// allows) and reads at most 1 MiB. A cached verification is served only while
+// the exact key that verified it is published: a key replaced under the same kid
+// counts as removed. [Middleware.IssuerErrors] reports each issuer's last failure,
+// classed [ErrSourceTransient] or [ErrSourcePermanent].
 //
 // # Responses
 //

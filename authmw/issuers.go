@@ -2,16 +2,16 @@ package authmw
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
+	"maps"
 	"strings"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
-
 	"github.com/f2fauth/f2fauth/internal/jwks"
+	"github.com/f2fauth/f2fauth/internal/netrule"
+	"github.com/f2fauth/f2fauth/internal/retry"
 )
 
 // Backoff of discovery retries while an issuer is unreachable.
@@ -29,6 +29,9 @@ type issuerSpec struct {
 	base     string // discovery base: {base}/.well-known/openid-configuration
 	expected string // explicit issuers: the exact issuer the document must declare
 	tenantID string // tenant mode: the declared issuer must contain it
+	// Guarded by Middleware.mu.
+	err  error        // of the last discovery; nil once discovered
+	keys *jwks.KeySet // once discovered
 }
 
 // route is a discovered issuer: the exact iss it accepts and the keys that sign its tokens.
@@ -64,64 +67,44 @@ func issuerKey(p *Policy) string {
 	return p.TenantID + "\x00" + strings.TrimSuffix(p.AuthorityHost, "/") + "\x00" + strings.Join(p.Issuers, "\x00")
 }
 
-// checkURL refuses URLs that are not https, or plain http off loopback.
-func checkURL(setting, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("%s: %q is not an absolute URL", setting, raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("%s: %q uses plain http off loopback; use https", setting, raw)
-	}
-	return fmt.Errorf("%s: %q must be an https URL", setting, raw)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// Readiness error classes: every error [Middleware.IssuerErrors] reports wraps
+// one of them. Both are retried in the background.
+var (
+	// ErrSourceTransient: the discovery or key endpoint failed in a way that may
+	// pass by itself (no connection, timeout, HTTP 408, 429 or 5xx).
+	ErrSourceTransient = jwks.ErrTransient
+	// ErrSourcePermanent: the failure lasts until the issuer or the configuration
+	// changes (HTTP 4xx, a refused redirect, an issuer mismatch, a document too
+	// large or without a usable key): check the issuer settings.
+	ErrSourcePermanent = jwks.ErrPermanent
+)
 
 // discoverLoop discovers spec until it succeeds or the Middleware is closed,
-// retrying with exponential backoff.
+// retrying with the shared backoff, and records the last error.
 func (m *Middleware) discoverLoop(spec *issuerSpec) {
 	defer m.wg.Done()
-	wait := discoveryRetryMin
-	for {
+	backoff := retry.Backoff{Initial: discoveryRetryMin, Max: discoveryRetryMax}
+	for failures := 1; ; failures++ {
 		err := m.discover(spec)
+		m.mu.Lock()
+		spec.err = err
+		m.mu.Unlock()
 		if err == nil {
 			return
 		}
-		m.logWarn("authmw: issuer discovery failed; retrying", "setting", spec.setting, "error", err.Error(), "retry_in", wait.String())
-		t := time.NewTimer(wait)
-		select {
-		case <-m.ctx.Done():
-			t.Stop()
+		wait := jwks.RetryDelay(backoff, failures, err)
+		m.log.Warn("authmw: issuer discovery failed; retrying", "setting", spec.setting, "error", err.Error(), "retry_in", wait.String())
+		if !retry.Sleep(m.ctx, wait) {
 			return
-		case <-t.C:
 		}
-		wait = min(wait*2, discoveryRetryMax)
 	}
 }
 
-// discover fetches spec's discovery document, checks the issuer and jwks_uri it
-// declares, and installs the route with a key set for the jwks_uri.
+// discover fetches spec's discovery document (bounded, under the network
+// rules), checks the issuer and jwks_uri it declares, and installs the route
+// with a key set for the jwks_uri.
 func (m *Middleware) discover(spec *issuerSpec) error {
-	ctx := oidc.ClientContext(m.ctx, m.cfg.HTTPClient)
-	if spec.expected == "" {
-		// Entra v1 declares an issuer on another host than the document
-		// (https://sts.windows.net/{tid}/): take the declared one, checked below.
-		ctx = oidc.InsecureIssuerURLContext(ctx, spec.base)
-	}
-	p, err := oidc.NewProvider(ctx, spec.base)
+	body, err := jwks.Get(m.ctx, m.cfg.HTTPClient, strings.TrimSuffix(spec.base, "/")+"/.well-known/openid-configuration", "application/json", false)
 	if err != nil {
 		return err
 	}
@@ -129,20 +112,25 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := p.Claims(&meta); err != nil {
-		return err
+	permanent := func(format string, args ...any) error {
+		return fmt.Errorf("%s: %w: %s", spec.setting, ErrSourcePermanent, fmt.Sprintf(format, args...))
 	}
-	if err := checkURL("issuer declared by "+spec.setting, meta.Issuer); err != nil {
-		return err
+	if err := json.Unmarshal(body, &meta); err != nil {
+		return permanent("the discovery document is not JSON: %v", err)
 	}
+	// Explicit issuers: the declared issuer must be the one configured (go-oidc's
+	// rule). Tenant mode: Entra v1 declares an issuer on another host than the
+	// document (https://sts.windows.net/{tid}/), so it must name the tenant.
 	if spec.expected != "" && meta.Issuer != spec.expected {
-		return fmt.Errorf("%s: discovery declares issuer %q, expected %q", spec.setting, meta.Issuer, spec.expected)
+		return permanent("discovery declares issuer %q, expected %q", netrule.Excerpt([]byte(meta.Issuer)), spec.expected)
 	}
-	if spec.tenantID != "" && !strings.Contains(meta.Issuer, spec.tenantID) {
-		return fmt.Errorf("%s: discovery declares issuer %q, which is not of tenant %q", spec.setting, meta.Issuer, spec.tenantID)
+	if spec.tenantID != "" && !strings.Contains(strings.ToLower(meta.Issuer), strings.ToLower(spec.tenantID)) {
+		return permanent("discovery declares issuer %q, which is not of tenant %q", netrule.Excerpt([]byte(meta.Issuer)), spec.tenantID)
 	}
-	if err := checkURL("jwks_uri declared by "+spec.setting, meta.JWKSURI); err != nil {
-		return err
+	for _, u := range []struct{ name, v string }{{"issuer", meta.Issuer}, {"jwks_uri", meta.JWKSURI}} {
+		if err := netrule.CheckRawURL(u.v); err != nil {
+			return permanent("%s %q declared by discovery: %v", u.name, netrule.Excerpt([]byte(u.v)), err)
+		}
 	}
 
 	m.mu.Lock()
@@ -160,22 +148,42 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 			RefreshInterval:    m.cfg.KeyRefreshInterval,
 			Now:                m.cfg.Now,
 			Logger:             m.cfg.Logger,
-			OnKeysRemoved:      m.cache.purgeKIDs,
 		})
 		if err != nil {
-			return err
+			return permanent("%v", err)
 		}
 		m.keySets[meta.JWKSURI] = ks
 	}
+	spec.keys = ks
 	old := m.routes.Load()
-	nt := &routeTable{byIss: make(map[string]*route, len(old.byIss)+1), pending: old.pending - 1}
-	for k, v := range old.byIss {
-		nt.byIss[k] = v
-	}
+	nt := &routeTable{byIss: maps.Clone(old.byIss), pending: old.pending - 1}
 	nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks}
 	m.routes.Store(nt)
-	m.logInfo("authmw: issuer discovered", "setting", spec.setting, "issuer", meta.Issuer, "jwks_uri", meta.JWKSURI)
+	if nt.pending == 0 {
+		close(m.discovered)
+	}
+	m.log.Info("authmw: issuer discovered", "setting", spec.setting, "issuer", meta.Issuer, "jwks_uri", meta.JWKSURI)
 	return nil
+}
+
+// IssuerErrors returns, for each configured issuer (keyed by the URL its
+// discovery document is read from) whose last discovery or key fetch failed,
+// that error. Each wraps [ErrSourceTransient] or [ErrSourcePermanent]. An empty
+// map means no failure is outstanding.
+func (m *Middleware) IssuerErrors() map[string]error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	errs := map[string]error{}
+	for _, s := range m.specs {
+		err := s.err
+		if err == nil && s.keys != nil {
+			err = s.keys.Err()
+		}
+		if err != nil {
+			errs[s.base] = err
+		}
+	}
+	return errs
 }
 
 // Ready reports whether every configured issuer has been discovered and its
@@ -193,17 +201,21 @@ func (m *Middleware) Ready() bool {
 	return true
 }
 
-// WaitReady blocks until [Middleware.Ready] or ctx is done.
+// WaitReady blocks until [Middleware.Ready] or ctx is done: it waits for the
+// signal of the last discovery, then for each key set's first load.
 func (m *Middleware) WaitReady(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for !m.Ready() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("authmw: waiting for signing keys: %w", errors.Join(ErrNotReady, ctx.Err()))
-		case <-m.ctx.Done():
+	select {
+	case <-m.discovered:
+	case <-ctx.Done():
+		return fmt.Errorf("authmw: waiting for signing keys: %w", errors.Join(ErrNotReady, ctx.Err()))
+	case <-m.ctx.Done():
+		return fmt.Errorf("authmw: middleware closed: %w", ErrNotReady)
+	}
+	for _, r := range m.routes.Load().byIss {
+		if err := r.keys.WaitReady(ctx); errors.Is(err, jwks.ErrClosed) {
 			return fmt.Errorf("authmw: middleware closed: %w", ErrNotReady)
-		case <-t.C:
+		} else if err != nil {
+			return fmt.Errorf("authmw: waiting for signing keys: %w", errors.Join(ErrNotReady, ctx.Err()))
 		}
 	}
 	return nil

@@ -240,3 +240,30 @@ func newEnvDownFirst(t *testing.T) *testEnv {
 	t.Helper()
 	return newEnvHook(t, func(e *testEnv) { e.idp.SetDown(true) })
 }
+
+func TestCacheBounded(t *testing.T) {
+	c := newTokenCache(10)
+	has := func(raw string) bool {
+		_, inCur := c.cur[raw]
+		_, inOld := c.old[raw]
+		return inCur || inOld
+	}
+	for i := 0; i < 100; i++ {
+		c.put(strings.Repeat("t", i+1), &cacheEntry{})
+		if n := len(c.cur) + len(c.old); n > 10 {
+			t.Fatalf("cache holds %d entries, max 10", n)
+		}
+		// The newest entries are always found.
+		if !has(strings.Repeat("t", i+1)) {
+			t.Fatalf("entry %d missing right after put", i)
+		}
+		if i > 0 && !has(strings.Repeat("t", i)) {
+			t.Fatalf("entry %d evicted by the very next put", i-1)
+		}
+	}
+	off := newTokenCache(-1)
+	off.put("x", &cacheEntry{})
+	if off.lookup("x", 0, time.Time{}) != nil || off.cur != nil {
+		t.Fatal("disabled cache stored an entry")
+	}
+}

@@ -1,10 +1,13 @@
 package authmw
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,13 +24,17 @@ type Middleware struct {
 	state  atomic.Pointer[policyState]
 	routes atomic.Pointer[routeTable]
 	cache  *tokenCache
-	issKey string // issuer settings, fixed for the Middleware's life
+	log    *slog.Logger // cfg.Logger, or a discarding one
+	issKey string       // issuer settings, fixed for the Middleware's life
 
 	ctx    context.Context // background work; cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // guards keySets, closed, setPolicy sequencing
+	specs      []*issuerSpec
+	discovered chan struct{} // closed when every issuer is discovered
+
+	mu      sync.Mutex // guards keySets, specs' state, closed, setPolicy sequencing
 	keySets map[string]*jwks.KeySet
 	closed  bool
 	gen     uint64
@@ -71,7 +78,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cfg, _, errs := cfg.withDefaults()
+	cfg, errs := cfg.withDefaults()
 	pol := cfg.Policy
 	if cfg.PolicyFile != "" {
 		fp, err := LoadPolicyFile(cfg.PolicyFile)
@@ -90,16 +97,21 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	}
 
 	m := &Middleware{
-		cfg:     cfg,
-		cache:   newTokenCache(cfg.CacheSize),
-		keySets: make(map[string]*jwks.KeySet),
-		issKey:  issuerKey(&cp.Policy),
+		cfg:        cfg,
+		cache:      newTokenCache(cfg.CacheSize),
+		log:        cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
+		keySets:    make(map[string]*jwks.KeySet),
+		issKey:     issuerKey(&cp.Policy),
+		specs:      issuerSpecs(&cp.Policy),
+		discovered: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.state.Store(newPolicyState(cp, 0))
-	specs := issuerSpecs(&cp.Policy)
-	m.routes.Store(&routeTable{byIss: map[string]*route{}, pending: len(specs)})
-	for _, s := range specs {
+	m.routes.Store(&routeTable{byIss: map[string]*route{}, pending: len(m.specs)})
+	if len(m.specs) == 0 {
+		close(m.discovered)
+	}
+	for _, s := range m.specs {
 		m.wg.Add(1)
 		go m.discoverLoop(s)
 	}
@@ -125,7 +137,9 @@ func NewFromEnv(ctx context.Context, getenv func(string) string, logger *slog.Lo
 
 // SetPolicy replaces the policy without restart. An invalid policy is refused
 // with an error and the current one stays. A valid one takes effect atomically
-// for the next request and empties the verified-token cache. The issuer settings
+// for the next request, under a new generation: tokens cached under the old
+// policy are verified again (the one invalidation for a policy change; see
+// tokenCache). The issuer settings
 // (TenantID, AuthorityHost, Issuers) cannot change at run time: changing them is
 // an error (restart instead).
 func (m *Middleware) SetPolicy(p Policy) error {
@@ -141,8 +155,7 @@ func (m *Middleware) SetPolicy(p Policy) error {
 	gen := m.gen
 	m.state.Store(newPolicyState(cp, gen))
 	m.mu.Unlock()
-	m.cache.purgeAll()
-	m.logInfo("authmw: policy replaced", "generation", gen)
+	m.log.Info("authmw: policy replaced", "generation", gen)
 	return nil
 }
 
@@ -160,26 +173,11 @@ func (m *Middleware) Close() error {
 	}
 	m.closed = true
 	m.cancel()
-	sets := make([]*jwks.KeySet, 0, len(m.keySets))
-	for _, ks := range m.keySets {
-		sets = append(sets, ks)
-	}
+	sets := slices.Collect(maps.Values(m.keySets))
 	m.mu.Unlock()
 	m.wg.Wait()
 	for _, ks := range sets {
 		ks.Close()
 	}
 	return nil
-}
-
-func (m *Middleware) logInfo(msg string, args ...any) {
-	if m.cfg.Logger != nil {
-		m.cfg.Logger.Info(msg, args...)
-	}
-}
-
-func (m *Middleware) logWarn(msg string, args ...any) {
-	if m.cfg.Logger != nil {
-		m.cfg.Logger.Warn(msg, args...)
-	}
 }

@@ -38,32 +38,30 @@ func (m *Middleware) verify(ctx context.Context, raw string, st *policyState) (*
 	now := m.cfg.Now()
 
 	// Fast path: a token verified before, under this policy, still valid, whose
-	// key is still published.
-	if e := m.cache.get(raw); e != nil {
-		if e.gen == st.gen && now.Before(e.deadline) && e.keys.Has(e.kid) {
-			return e.p, true, nil
-		}
-		m.cache.remove(raw)
+	// key is still published with the same material.
+	if p := m.cache.lookup(raw, st.gen, now); p != nil {
+		return p, true, nil
 	}
 
-	p, deadline, keys, err := m.verifySlow(ctx, raw, st, now)
+	p, deadline, keys, key, err := m.verifySlow(ctx, raw, st, now)
 	if err != nil {
 		return nil, false, err
 	}
-	m.cache.put(raw, &cacheEntry{p: p, deadline: deadline, kid: p.KeyID, keys: keys, gen: st.gen})
+	m.cache.put(raw, &cacheEntry{p: p, deadline: deadline, key: key, keys: keys, gen: st.gen})
 	return p, false, nil
 }
 
-func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState, now time.Time) (*Principal, time.Time, *jwks.KeySet, *Error) {
+func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState, now time.Time) (*Principal, time.Time, *jwks.KeySet, jwks.KeyID, *Error) {
 	var zero time.Time
+	var nokey jwks.KeyID
 	// Split the compact JWS; the key set checks the header and signature.
 	dot1 := strings.IndexByte(raw, '.')
 	if dot1 <= 0 {
-		return nil, zero, nil, invalid(ReasonMalformedToken, "not a compact JWS (header.payload.signature)", nil)
+		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "not a compact JWS (header.payload.signature)", nil)
 	}
 	dot2 := strings.IndexByte(raw[dot1+1:], '.') + dot1 + 1
 	if dot2 <= dot1 || strings.IndexByte(raw[dot2+1:], '.') >= 0 {
-		return nil, zero, nil, invalid(ReasonMalformedToken, "not a compact JWS (header.payload.signature)", nil)
+		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "not a compact JWS (header.payload.signature)", nil)
 	}
 
 	// Decode the claims once, before the signature check, to route by iss. They
@@ -71,72 +69,73 @@ func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState
 	// the routing uses them before that.
 	payload, err := strictB64.DecodeString(raw[dot1+1 : dot2])
 	if err != nil {
-		return nil, zero, nil, invalid(ReasonMalformedToken, "payload is not base64url", nil)
+		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "payload is not base64url", nil)
 	}
 	if i := bytes.IndexFunc(payload, func(r rune) bool { return r != ' ' && r != '\t' && r != '\r' && r != '\n' }); i < 0 || payload[i] != '{' {
-		return nil, zero, nil, invalid(ReasonMalformedToken, "claims are not a JSON object", nil)
+		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "claims are not a JSON object", nil)
 	}
 	var c tokenClaims
 	if err := decodeClaims(payload, &c); err != nil {
-		return nil, zero, nil, invalid(ReasonMalformedToken, "claims are not a JSON object of the expected types", nil)
+		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "claims are not a JSON object of the expected types", nil)
 	}
 	rt := m.routes.Load()
 	r := rt.byIss[c.Issuer]
 	if r == nil {
 		if rt.pending > 0 {
-			return nil, zero, nil, notReady("issuer discovery has not completed", nil)
+			return nil, zero, nil, nokey, notReady("issuer discovery has not completed", nil)
 		}
-		return nil, zero, nil, invalid(ReasonIssuerMismatch, fmt.Sprintf("iss %q is not a trusted issuer", truncate(c.Issuer)), nil)
+		return nil, zero, nil, nokey, invalid(ReasonIssuerMismatch, fmt.Sprintf("iss %q is not a trusted issuer", truncate(c.Issuer)), nil)
 	}
 	if !r.keys.Ready() {
-		return nil, zero, nil, notReady("signing keys of "+r.issuer+" not loaded yet", nil)
+		return nil, zero, nil, nokey, notReady("signing keys of "+r.issuer+" not loaded yet", nil)
 	}
-	verified, kid, err := r.keys.VerifyCompact(ctx, raw)
+	verified, key, err := r.keys.VerifyCompact(ctx, raw)
+	kid := key.KID
 	if err != nil {
 		if dot2 == len(raw)-1 && errors.Is(err, jwks.ErrInvalidSignature) {
-			return nil, zero, nil, invalid(ReasonMalformedToken, "empty signature", err)
+			return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "empty signature", err)
 		}
-		return nil, zero, nil, keyError(err, kid)
+		return nil, zero, nil, nokey, keyError(err, kid)
 	}
 	if !bytes.Equal(verified, payload) {
 		// Cannot happen (Verify returns the payload it checked); fail closed.
-		return nil, zero, nil, invalid(ReasonInvalidSignature, "verified payload differs", nil)
+		return nil, zero, nil, nokey, invalid(ReasonInvalidSignature, "verified payload differs", nil)
 	}
 
 	skew := st.cp.Policy.ClockSkew
 	if c.Expiry == 0 {
-		return nil, zero, nil, invalid(ReasonMissingClaim, "exp is required", nil)
+		return nil, zero, nil, nokey, invalid(ReasonMissingClaim, "exp is required", nil)
 	}
 	exp := c.Expiry.time()
 	if !now.Before(exp.Add(skew)) {
-		return nil, zero, nil, invalid(ReasonTokenExpired, fmt.Sprintf("expired at %s (skew %s)", exp.UTC().Format(time.RFC3339), skew), nil)
+		return nil, zero, nil, nokey, invalid(ReasonTokenExpired, fmt.Sprintf("expired at %s (skew %s)", exp.UTC().Format(time.RFC3339), skew), nil)
 	}
 	if c.NotBefore != 0 && now.Add(skew).Before(c.NotBefore.time()) {
-		return nil, zero, nil, invalid(ReasonTokenNotYetValid, fmt.Sprintf("nbf %s (skew %s)", c.NotBefore.time().UTC().Format(time.RFC3339), skew), nil)
+		return nil, zero, nil, nokey, invalid(ReasonTokenNotYetValid, fmt.Sprintf("nbf %s (skew %s)", c.NotBefore.time().UTC().Format(time.RFC3339), skew), nil)
 	}
 	deadline := exp.Add(skew)
 	if maxAge := st.cp.Policy.MaxTokenAge; maxAge > 0 {
 		if c.IssuedAt == 0 {
-			return nil, zero, nil, invalid(ReasonMissingClaim, "iat is required by Policy.MaxTokenAge", nil)
+			return nil, zero, nil, nokey, invalid(ReasonMissingClaim, "iat is required by Policy.MaxTokenAge", nil)
 		}
 		oldest := c.IssuedAt.time().Add(maxAge + skew)
 		if !now.Before(oldest) {
-			return nil, zero, nil, invalid(ReasonTokenTooOld, fmt.Sprintf("issued at %s, older than %s", c.IssuedAt.time().UTC().Format(time.RFC3339), maxAge), nil)
+			return nil, zero, nil, nokey, invalid(ReasonTokenTooOld, fmt.Sprintf("issued at %s, older than %s", c.IssuedAt.time().UTC().Format(time.RFC3339), maxAge), nil)
 		}
 		if oldest.Before(deadline) {
 			deadline = oldest
 		}
 	}
 	if !st.cp.audienceAllowed(c.Audience) {
-		return nil, zero, nil, invalid(ReasonAudienceMismatch, fmt.Sprintf("aud %q not in Policy.Audiences", truncateList(c.Audience)), nil)
+		return nil, zero, nil, nokey, invalid(ReasonAudienceMismatch, fmt.Sprintf("aud %q not in Policy.Audiences", truncateList(c.Audience)), nil)
 	}
 	if st.needsClaims {
 		if err := json.Unmarshal(payload, &c.raw); err != nil {
-			return nil, zero, nil, invalid(ReasonMalformedToken, "claims are not a JSON object", err)
+			return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "claims are not a JSON object", err)
 		}
 	}
 	if e := st.cp.authorize(&c); e != nil {
-		return nil, zero, nil, e
+		return nil, zero, nil, nokey, e
 	}
 
 	p := &Principal{
@@ -166,7 +165,7 @@ func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState
 	if st.cp.Policy.EasyAuthHeaders {
 		p.easyAuth = buildEasyAuth(payload, &c)
 	}
-	return p, deadline, r.keys, nil
+	return p, deadline, r.keys, key, nil
 }
 
 var strictB64 = base64.RawURLEncoding.Strict()

@@ -200,37 +200,6 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 }
 
-func TestCacheBounded(t *testing.T) {
-	c := newTokenCache(10)
-	now := time.Unix(1000, 0)
-	for i := 0; i < 100; i++ {
-		c.put(strings.Repeat("t", i+1), &cacheEntry{deadline: now.Add(time.Hour), kid: "k"})
-		if n := c.len(); n > 10 {
-			t.Fatalf("cache holds %d entries, max 10", n)
-		}
-		// The newest entries are always found.
-		if c.get(strings.Repeat("t", i+1)) == nil {
-			t.Fatalf("entry %d missing right after put", i)
-		}
-		if i > 0 && c.get(strings.Repeat("t", i)) == nil {
-			t.Fatalf("entry %d evicted by the very next put", i-1)
-		}
-	}
-	c.remove(strings.Repeat("t", 100))
-	if c.get(strings.Repeat("t", 100)) != nil {
-		t.Fatal("remove left the entry")
-	}
-	c.purgeKIDs([]string{"k"})
-	if n := c.len(); n != 0 {
-		t.Fatalf("purgeKIDs left %d", n)
-	}
-	off := newTokenCache(-1)
-	off.put("x", &cacheEntry{})
-	if off.get("x") != nil {
-		t.Fatal("disabled cache stored an entry")
-	}
-}
-
 func TestClaimsDecoding(t *testing.T) {
 	tests := []struct {
 		in      string

@@ -70,6 +70,6 @@ func ExampleNew_invalidOptions() {
 	})
 	fmt.Println(err)
 	// Output:
-	// jwks: Options.URL: scheme "ftp" not allowed: use https (or http on loopback)
+	// jwks: Options.URL: insecure URL: use https (plain http is allowed only to 127.0.0.0/8, ::1 and localhost): scheme "ftp"
 	// jwks: Options.Algorithms: "HS256" is not allowed: only asymmetric signature algorithms (RS256, PS256, ES256, …) are accepted
 }

@@ -3,6 +3,7 @@ package jwks
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +96,37 @@ func fuzzSetup(f *testing.F) (*KeySet, map[string]bool) {
 	f.Add(strings.Repeat("A", 5000) + "." + parts[1] + "." + parts[2])
 
 	return ks, signed
+}
+
+// FuzzParseKeySet feeds arbitrary JWKS documents to the parser: it never
+// panics, every key it keeps is usable and has a KeyID, and the KeyIDs are a
+// function of the document (the same document gives the same ids).
+func FuzzParseKeySet(f *testing.F) {
+	keys := keysOnce()
+	f.Add([]byte(`{"keys":[` + string(pubJWK(f, keys.k1, "k1", nil)) + `,` + string(pubJWK(f, keys.k2, "k1", map[string]any{"alg": "RS256"})) + `]}`))
+	f.Add([]byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"},{"kty":"RSA","n":"!!","e":"AQAB"}]}`))
+	f.Add([]byte(`{"keys":null}`))
+	ks := &KeySet{algs: []allowedAlg{{"RS256", knownAlgs["RS256"]}, {"ES256", knownAlgs["ES256"]}, {"EdDSA", knownAlgs["EdDSA"]}},
+		log: slog.New(slog.DiscardHandler), url: "fuzz"}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		m1, err1 := ks.parse(context.Background(), doc)
+		m2, err2 := ks.parse(context.Background(), doc)
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("parse is not deterministic: %v vs %v", err1, err2)
+		}
+		if err1 != nil {
+			if !errors.Is(err1, ErrPermanent) {
+				t.Fatalf("parse error %v is not ErrPermanent", err1)
+			}
+			return
+		}
+		if len(m1.all) == 0 || len(m1.all) != len(m2.all) {
+			t.Fatalf("%d and %d keys", len(m1.all), len(m2.all))
+		}
+		for i, k := range m1.all {
+			if k.id != m2.all[i].id || k.id.digest == ([32]byte{}) || k.kind == 0 || k.pub == nil {
+				t.Fatalf("key %d: %+v", i, k)
+			}
+		}
+	})
 }

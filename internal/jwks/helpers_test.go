@@ -234,3 +234,15 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// KIDs returns the kids currently published, sorted (nil before the first
+// load). Keys without a kid are listed as "".
+func (k *KeySet) KIDs() []string {
+	if m := k.keys.Load(); m != nil {
+		return kidsNotIn(m, nil)
+	}
+	return nil
+}
+
+// Fetches returns the number of JWKS HTTP requests made so far.
+func (k *KeySet) Fetches() int64 { return k.fetches.Load() }

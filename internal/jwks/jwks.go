@@ -15,10 +15,14 @@
 //     in-flight fetch; a storm of forged kids is therefore never a storm of
 //     fetches;
 //   - a failed fetch (network error, non-200, non-JSON, zero usable keys)
-//     keeps the last good keys;
+//     keeps the last good keys, and [KeySet.Err] tells whether the failure
+//     is [ErrTransient] or [ErrPermanent];
 //   - keys are parsed one by one, so one bad key never discards the others;
-//   - keys that disappear from the set are reported through
-//     [Options.OnKeysRemoved] (emergency key rollover).
+//   - every fetch follows internal/netrule: https (plain http only to
+//     loopback) on every hop, redirects same-origin at most, bodies bounded;
+//   - each key has a [KeyID]: its kid and a digest of its material, so a
+//     result cached for a token can be tied to the exact key that verified
+//     it ([KeySet.Publishes]); a key replaced under the same kid is a removal.
 //
 // Keys are selected only by the protected header "kid" against keys from the
 // configured JWKS URL. The "jku", "x5u", "x5c" and embedded "jwk" headers are
@@ -35,17 +39,19 @@
 package jwks
 
 import (
+	"cmp"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,6 +59,9 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/f2fauth/f2fauth/internal/netrule"
+	"github.com/f2fauth/f2fauth/internal/retry"
 )
 
 // Sentinel errors. Errors returned by a [KeySet] wrap one of these with %w, so
@@ -78,6 +87,14 @@ var (
 	ErrMalformed = errors.New("jwks: malformed token")
 	// ErrClosed is returned by [KeySet.WaitReady] after [KeySet.Close].
 	ErrClosed = errors.New("jwks: key set closed")
+	// ErrTransient marks a fetch failure that may pass by itself (no
+	// connection, timeout, HTTP 408, 429 or 5xx). Fetches are retried.
+	ErrTransient = errors.New("temporary failure")
+	// ErrPermanent marks a fetch failure that lasts until the issuer or the
+	// configuration changes (another HTTP 4xx, a refused redirect or URL, a
+	// body too large or not a usable document, an issuer mismatch). Fetches
+	// are still retried, at the longest backoff.
+	ErrPermanent = errors.New("permanent failure")
 )
 
 // Defaults applied by [New] to zero-valued [Options] fields.
@@ -102,12 +119,12 @@ const (
 
 // Options configure a [KeySet]. Zero values mean the documented default.
 type Options struct {
-	// URL is the JWKS URL (required). Only http and https are accepted; the
-	// caller is responsible for refusing plain http off loopback.
+	// URL is the JWKS URL (required): https, or plain http to loopback.
 	URL string
-	// Client performs the JWKS requests; give it a timeout.
-	// Default: &http.Client{Timeout: 10 * time.Second} whose redirects never
-	// leave https.
+	// Client performs the JWKS requests. It is used through
+	// [netrule.Guard]: its redirect policy is replaced, every hop must pass
+	// [netrule.CheckURL], and a zero Timeout becomes 10 s.
+	// Default: [netrule.NewClient] with a 10 s timeout.
 	Client *http.Client
 	// Algorithms lists the accepted JWS algorithms (go-jose names: RS256,
 	// RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA).
@@ -135,12 +152,6 @@ type Options struct {
 	// forgery costs one lookup, not one signature check per published key.
 	// Default: false (kid-less tokens are tried against the fitting keys).
 	RequireKID bool
-	// OnKeysRemoved, if set, is called with the kids (sorted) that a
-	// successful refresh dropped from the previously published set. It is
-	// called from the fetching goroutine, without any lock held, after the
-	// new keys are in use; calls never overlap. It must not block long: the
-	// next fetch waits for it.
-	OnKeysRemoved func(kids []string)
 }
 
 // algInfo describes what key an accepted algorithm needs.
@@ -177,9 +188,17 @@ type allowedAlg struct {
 	info algInfo
 }
 
+// KeyID identifies one published key: its kid, and a SHA-256 over its RFC
+// 7638 thumbprint and declared alg. Keys with the same kid but other
+// material have different KeyIDs. The zero KeyID is never published.
+type KeyID struct {
+	KID    string
+	digest [sha256.Size]byte
+}
+
 // key is one usable published key. Immutable after load.
 type key struct {
-	kid  string
+	id   KeyID
 	kind keyKind
 	pub  any    // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 	alg  string // the JWK's "alg" member; "" when absent (Entra)
@@ -213,19 +232,17 @@ type inflight struct {
 // KeySet is a cached, self-refreshing JWKS. It is safe for concurrent use.
 // Create it with [New] and release it with [KeySet.Close].
 type KeySet struct {
-	url           string
-	client        *http.Client
-	ownClient     bool
-	algs          []allowedAlg
-	joseAlgs      []jose.SignatureAlgorithm
-	unknownEvery  time.Duration
-	refreshEvery  time.Duration
-	retryMin      time.Duration
-	retryMax      time.Duration
-	now           func() time.Time
-	log           *slog.Logger
-	onKeysRemoved func([]string)
-	requireKID    bool
+	url          string
+	client       *http.Client
+	algs         []allowedAlg
+	joseAlgs     []jose.SignatureAlgorithm
+	unknownEvery time.Duration
+	refreshEvery time.Duration
+	retryMin     time.Duration
+	retryMax     time.Duration
+	now          func() time.Time
+	log          *slog.Logger
+	requireKID   bool
 
 	keys    atomic.Pointer[keyMap]
 	fetches atomic.Int64
@@ -238,6 +255,7 @@ type KeySet struct {
 	mu          sync.Mutex // guards the fields below; never held across I/O
 	cur         *inflight  // the fetch in flight, if any
 	lastUnknown time.Time  // start of the last unknown-kid refetch
+	lastErr     error      // of the last fetch; nil after a success
 	closed      bool
 	closeOnce   sync.Once
 }
@@ -260,14 +278,8 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 
 	if opts.URL == "" {
 		bad("URL", "required: set it to the issuer's jwks_uri")
-	} else if u, err := url.Parse(opts.URL); err != nil {
-		bad("URL", "not a valid URL")
-	} else if u.Scheme != "https" && u.Scheme != "http" {
-		bad("URL", "scheme %q not allowed: use https (or http on loopback)", u.Scheme)
-	} else if u.Host == "" {
-		bad("URL", "missing host")
-	} else if u.User != nil {
-		bad("URL", "must not contain user info")
+	} else if err := netrule.CheckRawURL(opts.URL); err != nil {
+		bad("URL", "%v", err)
 	}
 
 	algNames := opts.Algorithms
@@ -275,17 +287,15 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 		algNames = []string{string(jose.RS256)}
 	}
 	k := &KeySet{
-		url:           opts.URL,
-		client:        opts.Client,
-		unknownEvery:  opts.UnknownKIDInterval,
-		refreshEvery:  opts.RefreshInterval,
-		retryMin:      opts.RetryMin,
-		retryMax:      opts.RetryMax,
-		now:           opts.Now,
-		log:           opts.Logger,
-		onKeysRemoved: opts.OnKeysRemoved,
-		requireKID:    opts.RequireKID,
-		ready:         make(chan struct{}),
+		url:          opts.URL,
+		unknownEvery: opts.UnknownKIDInterval,
+		refreshEvery: opts.RefreshInterval,
+		retryMin:     opts.RetryMin,
+		retryMax:     opts.RetryMax,
+		now:          opts.Now,
+		log:          cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+		requireKID:   opts.RequireKID,
+		ready:        make(chan struct{}),
 	}
 	for _, name := range algNames {
 		info, ok := knownAlgs[name]
@@ -330,15 +340,9 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	if k.client == nil {
-		k.client = &http.Client{Timeout: DefaultHTTPTimeout, CheckRedirect: noDowngrade}
-		k.ownClient = true
-	}
+	k.client = netrule.Guard(opts.Client, DefaultHTTPTimeout)
 	if k.now == nil {
 		k.now = time.Now
-	}
-	if k.log == nil {
-		k.log = slog.New(slog.DiscardHandler)
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -348,18 +352,6 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 	k.wg.Add(1)
 	go k.run()
 	return k, nil
-}
-
-// noDowngrade is the default client's redirect policy: at most 5 redirects,
-// never from https to another scheme.
-func noDowngrade(req *http.Request, via []*http.Request) error {
-	if len(via) >= 5 {
-		return errors.New("stopped after 5 redirects")
-	}
-	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-		return errors.New("refusing redirect from https to " + req.URL.Scheme)
-	}
-	return nil
 }
 
 // Ready reports whether the keys have been loaded successfully at least once.
@@ -384,34 +376,27 @@ func (k *KeySet) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Has reports whether a key with this kid is currently published.
-func (k *KeySet) Has(kid string) bool {
-	m := k.keys.Load()
-	if m == nil {
-		return false
+// Publishes reports whether the key id is still published with the same
+// material (and declared alg). It is the check behind a cached verification:
+// a key removed, or replaced under the same kid, is no longer published.
+func (k *KeySet) Publishes(id KeyID) bool {
+	if m := k.keys.Load(); m != nil {
+		for _, key := range m.byKID[id.KID] {
+			if key.id == id {
+				return true
+			}
+		}
 	}
-	_, ok := m.byKID[kid]
-	return ok
+	return false
 }
 
-// KIDs returns the kids currently published, sorted (nil before the first
-// load). Keys without a kid are listed as "".
-func (k *KeySet) KIDs() []string {
-	m := k.keys.Load()
-	if m == nil {
-		return nil
-	}
-	kids := make([]string, 0, len(m.byKID))
-	for kid := range m.byKID {
-		kids = append(kids, kid)
-	}
-	slices.Sort(kids)
-	return kids
+// Err returns the error of the last fetch, nil if it succeeded (or none
+// ended yet). It wraps [ErrTransient] or [ErrPermanent].
+func (k *KeySet) Err() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.lastErr
 }
-
-// Fetches returns the number of JWKS HTTP requests made so far (for tests
-// and metrics).
-func (k *KeySet) Fetches() int64 { return k.fetches.Load() }
 
 // Close stops the background refresh, cancels a fetch in flight and waits
 // for the background goroutines to exit. It is idempotent. Keys already
@@ -423,17 +408,15 @@ func (k *KeySet) Close() {
 		k.mu.Unlock()
 		k.cancel()
 		k.wg.Wait()
-		if k.ownClient {
-			k.client.CloseIdleConnections()
-		}
 	})
 }
 
 // run is the background loop: load, then refresh periodically; on failure
-// retry with jittered exponential backoff.
+// retry with the shared backoff.
 func (k *KeySet) run() {
 	defer k.wg.Done()
-	backoff := k.retryMin
+	backoff := retry.Backoff{Initial: k.retryMin, Max: k.retryMax}
+	failures := 0
 	for {
 		err := k.fetchShared(false)
 		if k.ctx.Err() != nil {
@@ -441,21 +424,16 @@ func (k *KeySet) run() {
 		}
 		var wait time.Duration
 		if err != nil {
-			// "Equal jitter": between backoff/2 and backoff.
-			wait = backoff/2 + rand.N(backoff/2+1)
-			backoff = min(2*backoff, k.retryMax)
+			failures++
+			wait = RetryDelay(backoff, failures, err)
 			k.log.LogAttrs(k.ctx, slog.LevelWarn, "jwks: fetch failed; will retry",
 				slog.String("url", k.url), slog.Any("error", err), slog.Duration("retry_in", wait))
 		} else {
-			backoff = k.retryMin
-			wait = k.refreshEvery + rand.N(k.refreshEvery/20+1)
+			failures = 0
+			wait = k.refreshEvery + time.Duration(rand.Float64()*float64(k.refreshEvery/20))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-k.ctx.Done():
-			t.Stop()
+		if !retry.Sleep(k.ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }
@@ -524,58 +502,43 @@ var errRateLimited = errors.New("refetch skipped: unknown-kid interval not elaps
 // signals the waiters.
 func (k *KeySet) doFetch(f *inflight, noCache bool) {
 	m, err := k.fetch(k.ctx, noCache)
-	var removed []string
 	if err == nil {
-		removed = k.install(m)
+		k.install(m)
 	}
 	f.err = err
 	close(f.done) // waiters proceed with the new keys
-	// The callback runs before the next fetch can start, so calls never
-	// overlap and follow the order of the refreshes.
-	if len(removed) > 0 && k.onKeysRemoved != nil {
-		k.onKeysRemoved(removed)
-	}
 	k.mu.Lock()
-	k.cur = nil
+	k.cur, k.lastErr = nil, err
 	k.mu.Unlock()
 }
 
-// install publishes m and returns the kids that were published before but
-// are not in m. Only one fetch runs at a time, so installs never race.
-func (k *KeySet) install(m *keyMap) (removed []string) {
+// install publishes m and logs the keys added, and removed or replaced
+// (other material under the same kid). Cached verifications need no
+// notice: they check [KeySet.Publishes]. Only one fetch runs at a time, so
+// installs never race.
+func (k *KeySet) install(m *keyMap) {
 	old := k.keys.Swap(m)
 	if old == nil {
 		close(k.ready)
-		k.log.LogAttrs(k.ctx, slog.LevelInfo, "jwks: keys loaded",
-			slog.String("url", k.url), slog.Any("kids", sortedKIDs(m)))
-		return nil
+		k.log.LogAttrs(k.ctx, slog.LevelInfo, "jwks: keys loaded", slog.String("url", k.url), slog.Any("kids", kidsNotIn(m, nil)))
+		return
 	}
-	for kid := range old.byKID {
-		if _, ok := m.byKID[kid]; !ok {
-			removed = append(removed, kid)
-		}
-	}
-	slices.Sort(removed)
-	var added []string
-	for kid := range m.byKID {
-		if _, ok := old.byKID[kid]; !ok {
-			added = append(added, kid)
-		}
-	}
-	slices.Sort(added)
-	if len(added) > 0 {
+	if added := kidsNotIn(m, old); len(added) > 0 {
 		k.log.LogAttrs(k.ctx, slog.LevelInfo, "jwks: keys added", slog.String("url", k.url), slog.Any("kids", added))
 	}
-	if len(removed) > 0 {
-		k.log.LogAttrs(k.ctx, slog.LevelWarn, "jwks: keys removed", slog.String("url", k.url), slog.Any("kids", removed))
+	if removed := kidsNotIn(old, m); len(removed) > 0 {
+		k.log.LogAttrs(k.ctx, slog.LevelWarn, "jwks: keys removed or replaced", slog.String("url", k.url), slog.Any("kids", removed))
 	}
-	return removed
 }
 
-func sortedKIDs(m *keyMap) []string {
-	kids := make([]string, 0, len(m.byKID))
-	for kid := range m.byKID {
-		kids = append(kids, kid)
+// kidsNotIn returns, sorted, the kids of a's keys that b does not publish
+// with the same material (all of a's kids when b is nil).
+func kidsNotIn(a, b *keyMap) []string {
+	var kids []string
+	for _, k := range a.all {
+		if (b == nil || !slices.ContainsFunc(b.byKID[k.id.KID], func(o *key) bool { return o.id == k.id })) && !slices.Contains(kids, k.id.KID) {
+			kids = append(kids, k.id.KID)
+		}
 	}
 	slices.Sort(kids)
 	return kids
@@ -590,7 +553,7 @@ func keyFromJWK(jwk *jose.JSONWebKey, allowed []allowedAlg) (*key, error) {
 	if jwk.Algorithm != "" && !slices.ContainsFunc(allowed, func(a allowedAlg) bool { return a.name == jwk.Algorithm }) {
 		return nil, fmt.Errorf("alg %q is not an accepted algorithm", jwk.Algorithm)
 	}
-	k := &key{kid: jwk.KeyID, alg: jwk.Algorithm}
+	k := &key{alg: jwk.Algorithm}
 	switch pub := jwk.Key.(type) {
 	case *rsa.PublicKey:
 		if pub.N == nil || pub.N.BitLen() < MinRSABits {
@@ -620,5 +583,10 @@ func keyFromJWK(jwk *jose.JSONWebKey, allowed []allowedAlg) (*key, error) {
 	if !slices.ContainsFunc(allowed, func(a allowedAlg) bool { return k.fits(a.name, a.info) }) {
 		return nil, errors.New("key type fits none of the accepted algorithms")
 	}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("no thumbprint: %w", err)
+	}
+	k.id = KeyID{KID: jwk.KeyID, digest: sha256.Sum256(append(append(tp, 0), k.alg...))}
 	return k, nil
 }

@@ -2,6 +2,7 @@ package jwks
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/f2fauth/f2fauth/internal/netrule"
+	"github.com/f2fauth/f2fauth/internal/retry"
 	"github.com/f2fauth/f2fauth/internal/testutil"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -30,7 +34,8 @@ func TestNewValidation(t *testing.T) {
 		want []string // substrings that must all appear in the error
 	}{
 		{"missing URL", Options{}, []string{"Options.URL", "required"}},
-		{"file scheme", Options{URL: "file:///etc/passwd"}, []string{"Options.URL", `"file"`}},
+		{"file scheme", Options{URL: "file:///etc/passwd"}, []string{"Options.URL", "use https"}},
+		{"plain http off loopback", Options{URL: "http://idp.example/keys"}, []string{"Options.URL", `"idp.example"`}},
 		{"no host", Options{URL: "https:///keys"}, []string{"Options.URL", "host"}},
 		{"alg none", Options{URL: "https://idp.example/keys", Algorithms: []string{"RS256", "none"}}, []string{"Options.Algorithms", `"none"`}},
 		{"alg HS256", Options{URL: "https://idp.example/keys", Algorithms: []string{"HS256"}}, []string{"Options.Algorithms", `"HS256"`}},
@@ -280,7 +285,7 @@ func TestKeyTypeAndAlgMatching(t *testing.T) {
 			})
 		}
 	}
-	if ks.Has("enc") {
+	if slices.Contains(ks.KIDs(), "enc") {
 		t.Error(`Has("enc") = true for a use=enc key`)
 	}
 	if got := ks.KIDs(); !slices.Equal(got, []string{"ec256", "ec384", "ed", "rs256only", "rsa"}) {
@@ -378,7 +383,7 @@ func TestRotation(t *testing.T) {
 	if string(payload) != `{"sub":"test"}` {
 		t.Errorf("payload = %q", payload)
 	}
-	if !ks.Has("k2") || !ks.Has("k1") {
+	if !slices.Contains(ks.KIDs(), "k2") || !slices.Contains(ks.KIDs(), "k1") {
 		t.Errorf("KIDs = %v", ks.KIDs())
 	}
 }
@@ -394,31 +399,40 @@ func TestFailedRefreshKeepsLastGoodKeys(t *testing.T) {
 		name   string
 		status int
 		body   []byte
+		class  error
 	}{
-		{"500 with a key set", http.StatusInternalServerError, other},
-		{"404 with a key set", http.StatusNotFound, other},
-		{"304 with a key set", http.StatusNotModified, other},
-		{"not JSON", http.StatusOK, []byte("<html>maintenance</html>")},
-		{"zero keys", http.StatusOK, jwksJSON(t)},
-		{"no usable key", http.StatusOK, []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)},
-		{"too large", http.StatusOK, []byte(`{"keys":[],"pad":"` + strings.Repeat("a", MaxResponseBytes) + `"}`)},
+		{"500 with a key set", http.StatusInternalServerError, other, ErrTransient},
+		{"429 with a key set", http.StatusTooManyRequests, other, ErrTransient},
+		{"404 with a key set", http.StatusNotFound, other, ErrPermanent},
+		{"304 with a key set", http.StatusNotModified, other, ErrPermanent},
+		{"not JSON", http.StatusOK, []byte("<html>maintenance</html>"), ErrPermanent},
+		{"zero keys", http.StatusOK, jwksJSON(t), ErrPermanent},
+		{"no usable key", http.StatusOK, []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`), ErrPermanent},
+		{"too large", http.StatusOK, []byte(`{"keys":[],"pad":"` + strings.Repeat("a", MaxResponseBytes) + `"}`), ErrPermanent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			srv := newJWKSServer(t, good)
-			var removed sync.Map
 			ks := newTestKeySet(t, srv, Options{
 				RefreshInterval: 5 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
-				OnKeysRemoved: func(kids []string) { removed.Store(fmt.Sprint(kids), true) },
 			})
+			_, id, err := ks.VerifyCompact(context.Background(), token(t, keys.k1, "k1"))
+			if err != nil {
+				t.Fatal(err)
+			}
 			srv.set(tt.status, tt.body)
 			before := ks.Fetches()
 			eventually(t, "three failed refreshes", func() bool { return ks.Fetches() >= before+3 })
 			if _, err := ks.VerifySignature(context.Background(), token(t, keys.k1, "k1")); err != nil {
 				t.Fatalf("last good key dropped: %v", err)
 			}
-			removed.Range(func(k, _ any) bool { t.Errorf("OnKeysRemoved(%v) after a failed fetch", k); return true })
+			if !ks.Publishes(id) {
+				t.Fatal("a failed fetch unpublished the last good key")
+			}
+			if err := ks.Err(); !errors.Is(err, tt.class) {
+				t.Fatalf("Err() = %v, want %v", err, tt.class)
+			}
 		})
 	}
 }
@@ -441,7 +455,7 @@ func TestDownAtStart(t *testing.T) {
 			t.Fatalf("err = %v, want ErrNotReady", err)
 		}
 	}
-	if ks.Ready() || ks.Has("k1") || ks.KIDs() != nil {
+	if ks.Ready() || slices.Contains(ks.KIDs(), "k1") || ks.KIDs() != nil {
 		t.Fatal("ready while the endpoint is down")
 	}
 	srv.set(http.StatusOK, jwksJSON(t, pubJWK(t, keys.k1, "k1", nil)))
@@ -458,39 +472,48 @@ func TestDownAtStart(t *testing.T) {
 	}
 }
 
-// TestKeyRemoved: a refresh dropping a kid calls OnKeysRemoved and the kid's
-// tokens are rejected.
-func TestKeyRemoved(t *testing.T) {
+// TestKeyRemovedOrReplaced: a KeyID stays published only while the exact key
+// material behind it is: a key removed, replaced under the same kid, or the
+// verifying one of two keys sharing a kid removed, is no longer published.
+func TestKeyRemovedOrReplaced(t *testing.T) {
 	t.Parallel()
 	keys := keysOnce()
-	srv := newJWKSServer(t, jwksJSON(t, pubJWK(t, keys.k1, "k1", nil), pubJWK(t, keys.k2, "k2", nil)))
-	got := make(chan []string, 10)
-	clock := newFakeClock()
-	ks := newTestKeySet(t, srv, Options{
-		Now: clock.Now, RefreshInterval: 5 * time.Millisecond,
-		OnKeysRemoved: func(kids []string) { got <- kids },
-	})
-	tok2 := token(t, keys.k2, "k2")
-	if _, err := ks.VerifySignature(context.Background(), tok2); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name      string
+		before    []json.RawMessage
+		signer    *rsa.PrivateKey
+		after     []json.RawMessage
+		published bool
+	}{
+		{"removed", []json.RawMessage{pubJWK(t, keys.k1, "k1", nil), pubJWK(t, keys.k2, "k2", nil)}, keys.k2,
+			[]json.RawMessage{pubJWK(t, keys.k1, "k1", nil)}, false},
+		{"replaced under the same kid", []json.RawMessage{pubJWK(t, keys.k2, "k2", nil)}, keys.k2,
+			[]json.RawMessage{pubJWK(t, keys.attacker, "k2", nil)}, false},
+		{"alg changed under the same kid", []json.RawMessage{pubJWK(t, keys.k2, "k2", nil)}, keys.k2,
+			[]json.RawMessage{pubJWK(t, keys.k2, "k2", map[string]any{"alg": "RS256"})}, false},
+		{"verifying one of two keys sharing a kid removed", []json.RawMessage{pubJWK(t, keys.k1, "k2", nil), pubJWK(t, keys.k2, "k2", nil)}, keys.k2,
+			[]json.RawMessage{pubJWK(t, keys.k1, "k2", nil)}, false},
+		{"the other of two keys sharing a kid removed", []json.RawMessage{pubJWK(t, keys.k1, "k2", nil), pubJWK(t, keys.k2, "k2", nil)}, keys.k2,
+			[]json.RawMessage{pubJWK(t, keys.k2, "k2", nil)}, true},
+		{"unchanged", []json.RawMessage{pubJWK(t, keys.k2, "k2", nil)}, keys.k2,
+			[]json.RawMessage{pubJWK(t, keys.k2, "k2", nil)}, true},
 	}
-	srv.set(http.StatusOK, jwksJSON(t, pubJWK(t, keys.k1, "k1", nil)))
-	select {
-	case kids := <-got:
-		if !slices.Equal(kids, []string{"k2"}) {
-			t.Fatalf("OnKeysRemoved(%v), want [k2]", kids)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("OnKeysRemoved not called")
-	}
-	if ks.Has("k2") {
-		t.Fatal("k2 still published")
-	}
-	if _, err := ks.VerifySignature(context.Background(), tok2); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("removed key: err = %v, want ErrUnknownKey", err)
-	}
-	if _, err := ks.VerifySignature(context.Background(), token(t, keys.k1, "k1")); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newJWKSServer(t, jwksJSON(t, tt.before...))
+			ks := newTestKeySet(t, srv, Options{RefreshInterval: 5 * time.Millisecond})
+			_, id, err := ks.VerifyCompact(context.Background(), token(t, tt.signer, "k2"))
+			if err != nil || !ks.Publishes(id) {
+				t.Fatalf("before: err %v, published %v", err, ks.Publishes(id))
+			}
+			srv.set(http.StatusOK, jwksJSON(t, tt.after...))
+			n := srv.hits.Load()
+			eventually(t, "two refreshes", func() bool { return srv.hits.Load() >= n+2 })
+			if got := ks.Publishes(id); got != tt.published {
+				t.Fatalf("Publishes = %v, want %v", got, tt.published)
+			}
+		})
 	}
 }
 
@@ -695,8 +718,8 @@ func TestVerifyReturnsKID(t *testing.T) {
 		if _, kid, err := ks.Verify(context.Background(), jws); err != nil || kid != tt.want {
 			t.Errorf("Verify: kid %q err %v, want %q", kid, err, tt.want)
 		}
-		if _, kid, err := ks.VerifyCompact(context.Background(), tt.tok); err != nil || kid != tt.want {
-			t.Errorf("VerifyCompact: kid %q err %v, want %q", kid, err, tt.want)
+		if _, id, err := ks.VerifyCompact(context.Background(), tt.tok); err != nil || id.KID != tt.want || !ks.Publishes(id) {
+			t.Errorf("VerifyCompact: kid %q err %v, want %q", id.KID, err, tt.want)
 		}
 	}
 }
@@ -716,7 +739,7 @@ func TestLogging(t *testing.T) {
 		pubJWK(t, keys.k1, "k1", nil), pubJWK(t, keys.k2, "k2", nil)))
 	ks := newTestKeySet(t, srv, Options{Logger: logger, RefreshInterval: 5 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
 	srv.set(http.StatusOK, jwksJSON(t, pubJWK(t, keys.k1, "k1", nil)))
-	eventually(t, "k2 removed", func() bool { return !ks.Has("k2") })
+	eventually(t, "k2 removed", func() bool { return !slices.Contains(ks.KIDs(), "k2") })
 	srv.set(http.StatusBadGateway, nil)
 	n := ks.Fetches()
 	eventually(t, "a failed fetch", func() bool { return ks.Fetches() > n+1 })
@@ -749,5 +772,81 @@ func TestRequireKID(t *testing.T) {
 	}
 	if got := ks.Fetches(); got != 1 {
 		t.Errorf("Fetches = %d, want 1 (kid-less tokens never refetch)", got)
+	}
+}
+
+// TestRetryDelay: the server's Retry-After is honoured when longer than the
+// backoff, but never beyond the backoff's maximum (a hostile issuer cannot
+// park the key set for an hour).
+func TestRetryDelay(t *testing.T) {
+	t.Parallel()
+	b := retry.Backoff{Initial: time.Millisecond, Max: 50 * time.Millisecond}
+	tests := []struct {
+		name   string
+		header map[string]string
+		min    time.Duration
+		max    time.Duration
+	}{
+		{"no Retry-After", nil, time.Millisecond * 3 / 4, time.Millisecond * 5 / 4},
+		{"Retry-After-Ms within the maximum", map[string]string{"Retry-After-Ms": "30"}, 30 * time.Millisecond, 30 * time.Millisecond},
+		{"Retry-After of an hour", map[string]string{"Retry-After": "3600"}, 50 * time.Millisecond, 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(http.StatusTooManyRequests)
+			}))
+			defer srv.Close()
+			_, err := Get(context.Background(), nil, srv.URL, "application/json", false)
+			if !errors.Is(err, ErrTransient) {
+				t.Fatalf("err = %v, want ErrTransient", err)
+			}
+			if d := RetryDelay(b, 1, err); d < tt.min || d > tt.max {
+				t.Fatalf("RetryDelay = %s, want within [%s, %s]", d, tt.min, tt.max)
+			}
+		})
+	}
+}
+
+// TestGetErrorBounded: what a server chooses (a body, a redirect's Location)
+// reaches an error, and so a log line, only as a short excerpt.
+func TestGetErrorBounded(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", 5000)
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		want    error
+	}{
+		{"redirect to a long foreign Location", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", "http://"+long+".example/keys")
+			w.WriteHeader(http.StatusFound)
+		}, netrule.ErrRedirect},
+		{"unparsable Location", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", "http://x/%zz"+long)
+			w.WriteHeader(http.StatusFound)
+		}, ErrTransient},
+		{"long error body", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(long))
+		}, ErrPermanent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			_, err := Get(context.Background(), nil, srv.URL, "application/json", false)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if n := len(err.Error()); n > 400 || strings.Contains(err.Error(), long[:200]) {
+				t.Fatalf("error of %d bytes quotes the server's text: %.300s…", n, err.Error())
+			}
+		})
 	}
 }

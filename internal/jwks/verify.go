@@ -82,7 +82,7 @@ func (k *KeySet) Verify(ctx context.Context, jws *jose.JSONWebSignature) (payloa
 	if !ok {
 		return nil, "", fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(alg))
 	}
-	kid, err = k.selectAndCheck(ctx, sig.Protected.KeyID, alg, info, func(key *key) bool {
+	id, err := k.selectAndCheck(ctx, sig.Protected.KeyID, alg, info, func(key *key) bool {
 		p, err := jws.Verify(key.pub)
 		if err != nil {
 			return false
@@ -91,75 +91,76 @@ func (k *KeySet) Verify(ctx context.Context, jws *jose.JSONWebSignature) (payloa
 		return true
 	})
 	if err != nil {
-		return nil, kid, err
+		return nil, id.KID, err
 	}
-	return payload, kid, nil
+	return payload, id.KID, nil
 }
 
-// VerifyCompact verifies a compact JWS and returns its payload and the kid of
-// the key that verified it, with the same key selection and errors as
+// VerifyCompact verifies a compact JWS and returns its payload and the
+// [KeyID] of the key that verified it (on error, only its KID may be set), with the same key selection and errors as
 // [KeySet.Verify]. It is the lean path for callers that have the raw token:
 // it decodes only "alg", "kid" and "crit" from the protected header and
 // hashes the signing input exactly as received, so its cost is close to the
 // bare signature check. It is stricter than go-jose: base64url must be
 // canonical and unpadded, and any "crit" header is rejected.
-func (k *KeySet) VerifyCompact(ctx context.Context, token string) (payload []byte, kid string, err error) {
+func (k *KeySet) VerifyCompact(ctx context.Context, token string) (payload []byte, id KeyID, err error) {
+	var kid string
 	if len(token) > MaxTokenBytes {
-		return nil, "", fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
+		return nil, id, fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
 	}
 	dot1 := strings.IndexByte(token, '.')
 	if dot1 < 0 {
-		return nil, "", fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
 	}
 	dot2 := strings.IndexByte(token[dot1+1:], '.')
 	if dot2 < 0 {
-		return nil, "", fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
 	}
 	dot2 += dot1 + 1
 	if strings.IndexByte(token[dot2+1:], '.') >= 0 {
-		return nil, "", fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
 	}
 	hdr, err := strictB64.DecodeString(token[:dot1])
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: header is not base64url", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: header is not base64url", ErrMalformed)
 	}
 	var h map[string]json.RawMessage
 	if err := json.Unmarshal(hdr, &h); err != nil || h == nil {
-		return nil, "", fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
 	}
 	if _, ok := h["crit"]; ok {
-		return nil, "", fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
 	}
 	var alg string
 	if raw, ok := h["alg"]; !ok || json.Unmarshal(raw, &alg) != nil {
-		return nil, "", fmt.Errorf("%w: header has no alg string", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: header has no alg string", ErrMalformed)
 	}
 	if raw, ok := h["kid"]; ok && json.Unmarshal(raw, &kid) != nil {
-		return nil, "", fmt.Errorf("%w: kid is not a string", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: kid is not a string", ErrMalformed)
 	}
 	info, ok := k.allowed(alg)
 	if !ok {
-		return nil, "", fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(alg))
+		return nil, id, fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(alg))
 	}
 	sig, err := strictB64.DecodeString(token[dot2+1:])
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
 	}
 	payload, err = strictB64.DecodeString(token[dot1+1 : dot2])
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: payload is not base64url", ErrMalformed)
+		return nil, id, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
 	}
 
 	var buf [sha512.Size]byte
 	input := token[:dot2]
 	digest := hashInput(&buf, alg, input)
-	kid, err = k.selectAndCheck(ctx, kid, alg, info, func(key *key) bool {
+	id, err = k.selectAndCheck(ctx, kid, alg, info, func(key *key) bool {
 		return checkSig(key, alg, input, digest, sig)
 	})
 	if err != nil {
-		return nil, kid, err
+		return nil, id, err
 	}
-	return payload, kid, nil
+	return payload, id, nil
 }
 
 var strictB64 = base64.RawURLEncoding.Strict()
@@ -175,15 +176,15 @@ func (k *KeySet) allowed(alg string) (algInfo, bool) {
 
 // selectAndCheck finds the published keys for kid (refetching within the
 // unknown-kid limits), and runs check on each that fits alg until one
-// succeeds. It returns the kid of the key that verified.
-func (k *KeySet) selectAndCheck(ctx context.Context, kid, alg string, info algInfo, check func(*key) bool) (string, error) {
+// succeeds. It returns the id of the key that verified (on error, only the kid).
+func (k *KeySet) selectAndCheck(ctx context.Context, kid, alg string, info algInfo, check func(*key) bool) (KeyID, error) {
 	m := k.keys.Load()
 	if m == nil {
-		return kid, ErrNotReady
+		return KeyID{KID: kid}, ErrNotReady
 	}
 	if kid == "" {
 		if k.requireKID {
-			return "", fmt.Errorf("%w: token has no kid", ErrUnknownKey)
+			return KeyID{}, fmt.Errorf("%w: token has no kid", ErrUnknownKey)
 		}
 		fitting := false
 		for _, key := range m.all {
@@ -192,13 +193,13 @@ func (k *KeySet) selectAndCheck(ctx context.Context, kid, alg string, info algIn
 			}
 			fitting = true
 			if check(key) {
-				return key.kid, nil
+				return key.id, nil
 			}
 		}
 		if !fitting {
-			return "", fmt.Errorf("%w: token has no kid and no published key fits alg %q", ErrUnknownKey, alg)
+			return KeyID{}, fmt.Errorf("%w: token has no kid and no published key fits alg %q", ErrUnknownKey, alg)
 		}
-		return "", fmt.Errorf("%w: token has no kid and no published key verifies it", ErrInvalidSignature)
+		return KeyID{}, fmt.Errorf("%w: token has no kid and no published key verifies it", ErrInvalidSignature)
 	}
 
 	keys := m.byKID[kid]
@@ -208,9 +209,9 @@ func (k *KeySet) selectAndCheck(ctx context.Context, kid, alg string, info algIn
 		keys = m.byKID[kid]
 		if len(keys) == 0 {
 			if rerr != nil {
-				return kid, fmt.Errorf("%w: kid %q (%w)", ErrUnknownKey, truncate(kid), rerr)
+				return KeyID{KID: kid}, fmt.Errorf("%w: kid %q (%w)", ErrUnknownKey, truncate(kid), rerr)
 			}
-			return kid, fmt.Errorf("%w: kid %q", ErrUnknownKey, truncate(kid))
+			return KeyID{KID: kid}, fmt.Errorf("%w: kid %q", ErrUnknownKey, truncate(kid))
 		}
 	}
 	fitting := false
@@ -220,13 +221,13 @@ func (k *KeySet) selectAndCheck(ctx context.Context, kid, alg string, info algIn
 		}
 		fitting = true
 		if check(key) {
-			return kid, nil
+			return key.id, nil
 		}
 	}
 	if !fitting {
-		return kid, fmt.Errorf("%w: key %q does not fit alg %q", ErrInvalidSignature, truncate(kid), alg)
+		return KeyID{KID: kid}, fmt.Errorf("%w: key %q does not fit alg %q", ErrInvalidSignature, truncate(kid), alg)
 	}
-	return kid, fmt.Errorf("%w: kid %q", ErrInvalidSignature, truncate(kid))
+	return KeyID{KID: kid}, fmt.Errorf("%w: kid %q", ErrInvalidSignature, truncate(kid))
 }
 
 // hashInput hashes the signing input with the hash of alg into buf.

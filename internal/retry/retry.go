@@ -4,6 +4,7 @@
 package retry
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -83,4 +84,16 @@ func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		return min(max(t.Sub(now), 0), MaxRetryAfter), true
 	}
 	return 0, false
+}
+
+// Sleep waits for d or until ctx is done, and reports whether d elapsed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

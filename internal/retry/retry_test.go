@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -52,5 +53,16 @@ func TestRetryAfter(t *testing.T) {
 	}
 	if d := (Backoff{Initial: time.Second, Max: time.Minute}).After(1, 0.5, http.Header{"Retry-After": {"20"}}, now); d != 20*time.Second {
 		t.Errorf("After with Retry-After 20 = %v", d)
+	}
+}
+
+func TestSleep(t *testing.T) {
+	if !Sleep(context.Background(), time.Millisecond) {
+		t.Fatal("Sleep(1ms) = false, want true")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if Sleep(ctx, time.Hour) {
+		t.Fatal("Sleep on a cancelled context = true, want false")
 	}
 }
