@@ -100,14 +100,17 @@ func GatewayConfigFromEnv(getenv func(string) string) (*GatewayConfig, error) {
 
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil || !u.IsAbs() || u.Host == "" || u.Hostname() == "":
-		bad("%s must be an absolute http(s) URL such as http://127.0.0.1:8080, got %q", EnvUpstreamURL, raw)
-	case u.Scheme != "http" && u.Scheme != "https":
-		bad("%s must use http or https, got scheme %q", EnvUpstreamURL, u.Scheme)
+	case err != nil:
+		// The value is not echoed: it may hold a credential.
+		bad("%s is not a URL: set it to the application's base URL, such as http://127.0.0.1:8080", EnvUpstreamURL)
 	case u.User != nil:
 		bad("%s must not carry user info (credentials in a URL end up in logs)", EnvUpstreamURL)
+	case !u.IsAbs() || u.Host == "" || u.Hostname() == "":
+		bad("%s must be an absolute http(s) URL such as http://127.0.0.1:8080, got %q", EnvUpstreamURL, u.Redacted())
+	case u.Scheme != "http" && u.Scheme != "https":
+		bad("%s must use http or https, got scheme %q", EnvUpstreamURL, u.Scheme)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		bad("%s must not have a query or fragment, got %q", EnvUpstreamURL, raw)
+		bad("%s must not have a query or fragment (set only scheme, host, port and an optional base path)", EnvUpstreamURL)
 	case u.Port() != "" && !validPort(u.Port()):
 		bad("%s has an invalid port %q", EnvUpstreamURL, u.Port())
 	default:
@@ -246,15 +249,17 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 // errorHandler answers a failed forward: 504 when the upstream was too slow, 502
 // otherwise, with a problem+json body that never carries the cause (it names internal
 // addresses); the cause goes to the log.
+//
+// r is the outbound request (ReverseProxy passes that): its context is the client's,
+// or the one rewrite cancelled.
 func (g *gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil {
-		g.logger.Debug("callee: client went away during forward", "method", r.Method, "path", r.URL.Path, "error", err.Error())
-		return
-	}
-	if errors.Is(err, context.Canceled) {
-		// The client is still here, so the gateway cancelled it: see rewrite.
+	if errors.Is(context.Cause(r.Context()), errIdentityUnavailable) {
 		g.logger.Error("callee: request not forwarded", "method", r.Method, "path", r.URL.Path, "error", errIdentityUnavailable.Error())
 		writeProblem(w, http.StatusInternalServerError, reasonIdentityUnavailable, "The gateway could not render the caller's identity.")
+		return
+	}
+	if r.Context().Err() != nil {
+		g.logger.Debug("callee: client went away during forward", "method", r.Method, "path", r.URL.Path, "error", err.Error())
 		return
 	}
 	status, reason, detail := http.StatusBadGateway, ReasonUpstreamUnavailable, "The application behind the gateway did not answer; retry later."
