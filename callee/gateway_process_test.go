@@ -113,7 +113,8 @@ func startCalleeProcess(t *testing.T, exe string, env map[string]string, token s
 	cp := &calleeProcess{base: "http://" + addr, logs: logs}
 	deadline := time.Now().Add(waitFor)
 	for {
-		resp, body := send(t, newReq(t, http.MethodGet, cp.base+HealthzPath, token, nil))
+		// A protected path (the health endpoint may be excluded): forwarded once ready.
+		resp, body := send(t, newReq(t, http.MethodGet, cp.base+"/readiness-probe", token, nil))
 		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), string(authmw.ReasonKeysUnavailable)) {
 			return cp
 		}
