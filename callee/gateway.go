@@ -145,6 +145,14 @@ func validPort(p string) bool {
 	return err == nil && n > 0 && n <= 65535
 }
 
+// copyBuffers recycles ReverseProxy's 32 KiB copy buffers across requests.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+
 // gateway is the reverse proxy of gateway mode: authmw in front, the upstream behind.
 type gateway struct {
 	cfg       GatewayConfig
@@ -180,9 +188,14 @@ func newGateway(cfg GatewayConfig, logger *slog.Logger) *gateway {
 		DisableCompression: true,
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:       g.rewrite,
-		Transport:     g.transport,
-		FlushInterval: -1, // flush every write: server-sent events and chunked streams
+		Rewrite:   g.rewrite,
+		Transport: g.transport,
+		// Zero, not -1: ReverseProxy already flushes after every write for the responses
+		// that stream (text/event-stream, or no Content-Length: chunked), and -1 on every
+		// response would cost a timer goroutine and a separate write for the headers of
+		// each small answer. Bodies of known length are copied as they arrive either way.
+		FlushInterval: 0,
+		BufferPool:    copyBuffers,
 		ErrorHandler:  g.errorHandler,
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
