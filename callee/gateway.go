@@ -241,6 +241,15 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 		cancel(errIdentityUnavailable)
 		pr.Out = pr.Out.WithContext(ctx)
 	}
+	// Only WebSocket upgrades are forwarded. Any other offer (h2c above all) is dropped
+	// and the request forwarded as plain HTTP/1.1, as a server may do: an h2c
+	// connection to an upstream that accepts it would be a tunnel in which the client
+	// sends further requests, with headers of its choosing, that the gateway never sees.
+	if up := h.Get("Upgrade"); up != "" && !strings.EqualFold(up, "websocket") {
+		h.Del("Upgrade")
+		h.Del("Connection")
+		h.Del("Http2-Settings")
+	}
 	if !g.cfg.PassAuthorization {
 		h.Del("Authorization")
 	}

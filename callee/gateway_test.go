@@ -850,3 +850,66 @@ func TestGatewayConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayRefusesNonWebSocketUpgrades: an h2c (or any non-WebSocket) upgrade offer
+// is not forwarded, so no tunnel can carry requests the gateway never authorizes.
+func TestGatewayRefusesNonWebSocketUpgrades(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, nil))
+	for _, proto := range []string{"h2c", "H2C", "tls/1.3", "websocket2"} {
+		req := newReq(t, http.MethodGet, base+"/x", mint(t, p, allowedID, testAudience), nil)
+		req.Header.Set("Connection", "Upgrade, HTTP2-Settings")
+		req.Header.Set("Upgrade", proto)
+		req.Header.Set("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")
+		resp, _ := send(t, req)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", proto, resp.StatusCode)
+		}
+		h := rc.last(t).Header
+		if h.Get("Upgrade") != "" || h.Get("Http2-Settings") != "" || strings.Contains(strings.ToLower(h.Get("Connection")), "upgrade") {
+			t.Errorf("Upgrade: %s reached the upstream (Upgrade %q, Connection %q)", proto, h.Get("Upgrade"), h.Get("Connection"))
+		}
+		checkPrincipal(t, h, p)
+	}
+}
+
+// TestGatewayAbsoluteFormTarget: a request line naming another host
+// ("GET http://elsewhere/ HTTP/1.1") still goes to the upstream only.
+func TestGatewayAbsoluteFormTarget(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, nil))
+	decoy := startDecoy(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET http://%s/steal?x=1 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", decoy.addr, decoy.addr, mint(t, p, allowedID, testAudience))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || decoy.count.Load() != 0 {
+		t.Fatalf("status %d, decoy saw %d request(s)", resp.StatusCode, decoy.count.Load())
+	}
+	if got := rc.last(t).URL.RequestURI(); got != "/steal?x=1" {
+		t.Errorf("upstream got %q", got)
+	}
+}
+
+type decoy struct {
+	addr  string
+	count atomic.Int64
+}
+
+func startDecoy(t *testing.T) *decoy {
+	d := &decoy{}
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { d.count.Add(1) }))
+	t.Cleanup(srv.Close)
+	d.addr = strings.TrimPrefix(srv.URL, "http://")
+	return d
+}
