@@ -289,7 +289,11 @@ func (g *gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		status, reason, detail = http.StatusGatewayTimeout, ReasonUpstreamTimeout, "The application behind the gateway did not answer in time."
 	}
-	g.markDown()
+	if status == http.StatusBadGateway {
+		// Unreachable, not merely slow: one slow route must not take the replica out
+		// of rotation through the readiness probe.
+		g.markDown()
+	}
 	g.logger.Warn("callee: upstream failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err.Error())
 	writeProblem(w, status, reason, detail)
 }
