@@ -106,7 +106,7 @@ func GatewayConfigFromEnv(getenv func(string) string) (*GatewayConfig, error) {
 	case u.User != nil:
 		bad("%s must not carry user info (credentials in a URL end up in logs)", EnvUpstreamURL)
 	case !u.IsAbs() || u.Host == "" || u.Hostname() == "":
-		bad("%s must be an absolute http(s) URL such as http://127.0.0.1:8080, got %q", EnvUpstreamURL, u.Redacted())
+		bad("%s must be an absolute http(s) URL with a host, such as http://127.0.0.1:8080", EnvUpstreamURL)
 	case u.Scheme != "http" && u.Scheme != "https":
 		bad("%s must use http or https, got scheme %q", EnvUpstreamURL, u.Scheme)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
