@@ -35,6 +35,9 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("authmw served %d distinct-token requests from its cache; tokens were reused", s.CacheHits)
 		}
 	}
+	if g := res.Gateway; g == nil || !g.Direct.ok() || !g.Gateway.ok() || len(g.SanityNotes) > 0 {
+		t.Errorf("gateway comparison: %+v", g)
+	}
 	for _, r := range res.Tokens.Results {
 		if r.BurstErrors > 0 || r.SeqErrors > 0 {
 			t.Errorf("%s: %d burst and %d sequential GetToken errors", r.Name, r.BurstErrors, r.SeqErrors)
@@ -50,6 +53,7 @@ func TestQuickRun(t *testing.T) {
 		"| Scenario | Contender | req/s | vs no auth | p50 | p99 | CPU/req | non-200 | Notes |",
 		"### Token acquisition",
 		"### Targets (issue 6)",
+		"### Gateway mode", "| Target (issue 12) |", nameDirect, nameGateway,
 		nameNoAuth, nameAuthmw, nameGoOIDC, nameEchoJWT, nameAzidentity, nameTokencache,
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -45,6 +45,7 @@ type Config struct {
 	Scenarios        []string
 	SkipHTTP         bool
 	SkipTokens       bool
+	SkipGateway      bool
 	CPUProfile       string
 }
 
@@ -90,6 +91,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	scen := fs.String("scenarios", "reused,distinct", "comma-separated subset of reused,distinct")
 	skipHTTP := fs.Bool("skip-http", false, "skip the HTTP comparison")
 	skipTokens := fs.Bool("skip-tokens", false, "skip the token-acquisition comparison")
+	skipGateway := fs.Bool("skip-gateway", false, "skip the gateway-mode comparison (through the callee gateway vs straight to the upstream)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed HTTP rounds to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -117,7 +119,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		cfg.WarmTime = *warmTime
 	}
 	cfg.Conns, cfg.Burst, cfg.Sequential = *conns, *burst, *seq
-	cfg.SkipHTTP, cfg.SkipTokens, cfg.CPUProfile = *skipHTTP, *skipTokens, *cpuprofile
+	cfg.SkipHTTP, cfg.SkipTokens, cfg.SkipGateway, cfg.CPUProfile = *skipHTTP, *skipTokens, *skipGateway, *cpuprofile
 	if *only != "" {
 		cfg.Contenders = []string{nameNoAuth}
 		for k := range strings.SplitSeq(*only, ",") {
@@ -162,10 +164,11 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 
 // results is everything one run produced.
 type results struct {
-	Cfg    Config
-	HTTP   *httpResults
-	Tokens *tokenResults
-	Env    environment
+	Cfg     Config
+	HTTP    *httpResults
+	Tokens  *tokenResults
+	Gateway *gatewayResults
+	Env     environment
 }
 
 func run(ctx context.Context, cfg Config, progress io.Writer) (*results, error) {
@@ -179,6 +182,11 @@ func run(ctx context.Context, cfg Config, progress io.Writer) (*results, error) 
 	if !cfg.SkipTokens {
 		if res.Tokens, err = runTokens(ctx, cfg, progress); err != nil {
 			return nil, fmt.Errorf("token comparison: %w", err)
+		}
+	}
+	if !cfg.SkipGateway {
+		if res.Gateway, err = runGateway(ctx, cfg, progress); err != nil {
+			return nil, fmt.Errorf("gateway comparison: %w", err)
 		}
 	}
 	return res, nil

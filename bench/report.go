@@ -79,6 +79,9 @@ func writeReport(w io.Writer, r *results) {
 		writeTokens(w, r.Cfg, t)
 	}
 	writeTargets(w, r)
+	if g := r.Gateway; g != nil {
+		writeGateway(w, g)
+	}
 }
 
 func writeHTTP(w io.Writer, h *httpResults) {

@@ -35,3 +35,18 @@ func ExampleNewServer() {
 		log.Fatal(err)
 	}
 }
+
+// CALLEE_UPSTREAM_URL turns the callee into a gateway; every gateway setting is
+// checked at startup and a bad one is named.
+func ExampleGatewayConfigFromEnv() {
+	env := map[string]string{"CALLEE_UPSTREAM_URL": "http://127.0.0.1:3000", "CALLEE_UPSTREAM_TIMEOUT": "10s"}
+	cfg, _ := callee.GatewayConfigFromEnv(func(k string) string { return env[k] })
+	fmt.Println(cfg.Upstream, cfg.Timeout, cfg.PassAuthorization)
+
+	off := map[string]string{"CALLEE_UPSTREAM_URL": "http://10.1.2.3:3000"}
+	_, err := callee.GatewayConfigFromEnv(func(k string) string { return off[k] })
+	fmt.Println(err != nil)
+	// Output:
+	// http://127.0.0.1:3000 10s true
+	// true
+}

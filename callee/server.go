@@ -61,10 +61,13 @@ type CallerInfo struct {
 }
 
 // Server is the callee: an echo server whose every route except the readiness probe is
-// protected by authmw. Create it with [NewServer], run it with [Server.Serve] and
-// release it with [Server.Close].
+// protected by authmw or, in gateway mode (CALLEE_UPSTREAM_URL set), a reverse proxy
+// that forwards every request authmw allows to the upstream application. Create it
+// with [NewServer], run it with [Server.Serve] and release it with [Server.Close].
 type Server struct {
 	e        *echo.Echo
+	handler  http.Handler // e, or the gateway's handler
+	gw       *gateway     // nil unless in gateway mode
 	mw       *authmw.Middleware
 	logger   *slog.Logger
 	addr     string
@@ -74,8 +77,9 @@ type Server struct {
 }
 
 // NewServer reads the callee's configuration with getenv — the AUTHMW_* variables of
-// package authmw, FUNCTIONS_CUSTOMHANDLER_PORT / PORT and CALLEE_LOG_LEVEL — and builds
-// the server. Every configuration problem is reported together, each naming its
+// package authmw, FUNCTIONS_CUSTOMHANDLER_PORT / PORT, CALLEE_LOG_LEVEL and the
+// gateway settings (CALLEE_UPSTREAM_URL and the others in [GatewaySettings]) — and
+// builds the server. Every configuration problem is reported together, each naming its
 // variable. It does not block on the network (authmw loads the issuer's keys in the
 // background; see [Server.WaitReady]). logger nil means a JSON logger on stderr at the
 // level of CALLEE_LOG_LEVEL.
@@ -92,10 +96,21 @@ func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Log
 	if err != nil {
 		errs = append(errs, err)
 	}
+	gwCfg, err := GatewayConfigFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if logger == nil {
 		logger = NewLogger(os.Stderr, level)
 	}
-	mw, err := authmw.NewFromEnv(ctx, getenv, logger)
+	var mw *authmw.Middleware
+	cfg, err := authmw.ConfigFromEnv(getenv)
+	if err == nil {
+		// The gateway hands the upstream the verified identity as Easy Auth does.
+		cfg.Policy.EasyAuthHeaders = cfg.Policy.EasyAuthHeaders || gwCfg != nil
+		cfg.Logger = logger
+		mw, err = authmw.New(ctx, cfg)
+	}
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -105,7 +120,17 @@ func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Log
 		}
 		return nil, errors.Join(errs...)
 	}
-	return newServer(mw, logger, addr), nil
+	s := newServer(mw, logger, addr)
+	if gwCfg != nil {
+		s.gw = newGateway(*gwCfg, logger)
+		s.handler = s.gw.handler(mw)
+		// Streams (uploads, server-sent events, WebSockets) may last as long as the
+		// application wants; headers must still arrive within ReadHeaderTimeout.
+		s.e.Server.ReadTimeout, s.e.Server.WriteTimeout = 0, 0
+		logger.Info("callee: gateway mode", "upstream", gwCfg.Upstream.Redacted(), "timeout", gwCfg.Timeout.String(),
+			"pass_authorization", gwCfg.PassAuthorization, "trust_forwarded_headers", gwCfg.TrustForwarded)
+	}
+	return s, nil
 }
 
 func newServer(mw *authmw.Middleware, logger *slog.Logger, addr string) *Server {
@@ -131,6 +156,7 @@ func newServer(mw *authmw.Middleware, logger *slog.Logger, addr string) *Server 
 	e.POST(FunctionPath, s.exclusive)
 	e.GET(HealthzPath, s.healthz)
 	s.e = e
+	s.handler = e
 	return s
 }
 
@@ -149,7 +175,7 @@ func bypassReadiness(auth echo.MiddlewareFunc) echo.MiddlewareFunc {
 }
 
 // Handler returns the server's HTTP handler (for tests and embedding).
-func (s *Server) Handler() http.Handler { return s.e }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Addr returns the address [Server.ListenAndServe] listens on: 127.0.0.1 and the port
 // from FUNCTIONS_CUSTOMHANDLER_PORT, else PORT, else 8080.
@@ -172,9 +198,11 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // connections and lets in-flight requests finish, for at most DefaultShutdownTimeout.
 // It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.e.Listener = ln
+	srv := s.e.Server
+	srv.Handler = s.handler
+	srv.ErrorLog = s.e.StdLogger
 	errc := make(chan error, 1)
-	go func() { errc <- s.e.Start("") }()
+	go func() { errc <- srv.Serve(ln) }()
 	s.logger.Info("callee: listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
@@ -187,7 +215,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.logger.Info("callee: shutting down", "timeout", s.shutdown.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdown)
 	defer cancel()
-	err := s.e.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		srv.Close() // cut streams still open after the grace period
+	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}
@@ -200,7 +231,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close releases the authmw middleware's background work. It is safe to call more than once.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { s.mw.Close() })
+	s.closeOnce.Do(func() {
+		s.mw.Close()
+		if s.gw != nil {
+			s.gw.close()
+		}
+	})
 	return nil
 }
 

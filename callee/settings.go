@@ -12,10 +12,37 @@ const (
 	// EnvListenHost is the address to listen on: 127.0.0.1 (default, where the Functions
 	// host dials) or, on a container platform, 0.0.0.0.
 	EnvListenHost = "CALLEE_LISTEN_HOST"
+
+	// EnvUpstreamURL switches the callee to gateway mode: every request authmw allows
+	// is forwarded to this http(s) URL (see docs/gateway.md). Unset (default): the
+	// callee serves its own function routes.
+	EnvUpstreamURL = "CALLEE_UPSTREAM_URL"
+	// EnvUpstreamTimeout bounds the wait for the upstream's response headers, as a Go
+	// duration from 1s to 10m; default 30s. Bodies may stream for longer.
+	EnvUpstreamTimeout = "CALLEE_UPSTREAM_TIMEOUT"
+	// EnvUpstreamPassAuthorization says whether the caller's Authorization header is
+	// passed on to the upstream: true (default, as Easy Auth does) or false.
+	EnvUpstreamPassAuthorization = "CALLEE_UPSTREAM_PASS_AUTHORIZATION"
+	// EnvUpstreamHealthPath is the upstream path the health endpoint probes with GET
+	// (any answer below 500 is "up"); default empty: a TCP connect to the upstream.
+	EnvUpstreamHealthPath = "CALLEE_UPSTREAM_HEALTH_PATH"
+	// EnvUpstreamInsecureHTTP allows a plain-http upstream URL off loopback: true or
+	// false (default). Tokens and identity headers then cross the network unencrypted.
+	EnvUpstreamInsecureHTTP = "CALLEE_UPSTREAM_INSECURE_HTTP"
+	// EnvTrustForwardedHeaders keeps the X-Forwarded-For, -Host and -Proto the client
+	// sent (the gateway appends the client address to X-Forwarded-For): true, only
+	// behind an ingress that overwrites them, or false (default: they are replaced).
+	EnvTrustForwardedHeaders = "CALLEE_TRUST_FORWARDED_HEADERS"
 )
 
 // Settings lists the callee's own app settings; the AUTHMW_* ones are in authmw.EnvVars.
-var Settings = []string{EnvLogLevel, EnvListenHost}
+var Settings = []string{EnvLogLevel, EnvListenHost, EnvUpstreamURL, EnvUpstreamTimeout,
+	EnvUpstreamPassAuthorization, EnvUpstreamHealthPath, EnvUpstreamInsecureHTTP, EnvTrustForwardedHeaders}
+
+// GatewaySettings lists the settings that only mean something with [EnvUpstreamURL];
+// setting one of them without it is a configuration error.
+var GatewaySettings = []string{EnvUpstreamTimeout, EnvUpstreamPassAuthorization,
+	EnvUpstreamHealthPath, EnvUpstreamInsecureHTTP, EnvTrustForwardedHeaders}
 
 // RequiredSettings lists the app settings a deployment must set for the callee.
 var RequiredSettings = []string{"AUTHMW_AUDIENCES"}

@@ -8,7 +8,11 @@
 //	go run ./deploy/local             # 30 s, a round every 5 s
 //	go run ./deploy/local -once       # one round, then exit
 //	go run ./deploy/local -v          # also show the processes' JSON logs
+//	go run ./deploy/local -gateway    # the callee as a gateway (CALLEE_UPSTREAM_URL) in front of a small app
 //
+// With -gateway the callee runs in gateway mode in front of a small upstream app that
+// reads only the X-MS-CLIENT-PRINCIPAL* headers: the same three outcomes, and the
+// summary shows that only the registered caller's calls reached the app.
 // It prints one line per call and a summary; the exit code is 0 only if the registered
 // caller always got 200, the rogue caller 403 and the probe 401.
 package main
@@ -30,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/f2fauth/f2fauth/callee"
 	"github.com/f2fauth/f2fauth/internal/e2e"
 	"github.com/f2fauth/f2fauth/internal/localidp"
 )
@@ -69,6 +74,7 @@ type options struct {
 	interval time.Duration
 	once     bool
 	verbose  bool
+	gateway  bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -79,6 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.interval, "interval", 5*time.Second, "timer interval between rounds")
 	fs.BoolVar(&o.once, "once", false, "run one round, then exit")
 	fs.BoolVar(&o.verbose, "v", false, "show the identity platform's, callee's and callers' JSON logs on stderr")
+	fs.BoolVar(&o.gateway, "gateway", false, "run the callee in gateway mode (CALLEE_UPSTREAM_URL) in front of a small app that reads only the X-MS-CLIENT-PRINCIPAL* headers")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -192,6 +199,14 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 		return 1, err
 	}
 	settings := e2e.CalleeSettings(p, audience, appRole, registeredID.ClientID)
+	var app *upstreamApp
+	if o.gateway {
+		if app, err = startUpstreamApp(); err != nil {
+			return 1, fmt.Errorf("start upstream app: %w", err)
+		}
+		defer app.close()
+		settings[callee.EnvUpstreamURL] = app.URL
+	}
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelStart()
 	c, err := e2e.StartCallee(startCtx, settings, slog.New(slog.NewJSONHandler(calleeLog, nil)))
@@ -202,7 +217,13 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 
 	fmt.Fprintf(stdout, "f2fauth local run: identity platform, callee and two callers, all on 127.0.0.1\n")
 	fmt.Fprintf(stdout, "  identity platform  %s (tenant %s)\n", p.AuthorityURL(), p.TenantID())
-	fmt.Fprintf(stdout, "  callee             %s\n", c.URL)
+	if app != nil {
+		fmt.Fprintf(stdout, "  upstream app       %s (reads only the X-MS-CLIENT-PRINCIPAL* headers; knows nothing about tokens)\n", app.URL)
+		fmt.Fprintf(stdout, "  callee (gateway)   %s\n", c.URL)
+		fmt.Fprintf(stdout, "    %s=%s\n", callee.EnvUpstreamURL, app.URL)
+	} else {
+		fmt.Fprintf(stdout, "  callee             %s\n", c.URL)
+	}
 	fmt.Fprintf(stdout, "    AUTHMW_AUDIENCES=%s AUTHMW_ALLOWED_APPLICATIONS=%s AUTHMW_REQUIRED_ROLES=%s\n",
 		settings["AUTHMW_AUDIENCES"], settings["AUTHMW_ALLOWED_APPLICATIONS"], settings["AUTHMW_REQUIRED_ROLES"])
 
@@ -315,6 +336,14 @@ loop:
 	}
 	fmt.Fprintf(stdout, "  token requests to the identity endpoints: %s %d, %s %d (tokens are cached across runs)\n",
 		registeredName, reg.Requests(), rogueName, rogue.Requests())
+	if app != nil {
+		reached := app.requests.Load()
+		fmt.Fprintf(stdout, "  upstream app: %d request(s) reached it, all through the gateway (registered caller's 200s: %d)\n", reached, counts[registeredName][200])
+		if reached != int64(counts[registeredName][200]) {
+			fmt.Fprintln(stdout, "FAIL: the upstream app saw requests the gateway should have refused")
+			return 1, nil
+		}
+	}
 	if mismatches == 0 && rounds > 0 {
 		fmt.Fprintln(stdout, "PASS: only the registered caller got in; the code and the URL alone are not enough.")
 		return 0, nil
@@ -381,6 +410,8 @@ func formatLine(now time.Time, oc outcome, ok bool) string {
 		fmt.Fprintf(&b, "%d %s", oc.status, http.StatusText(oc.status))
 	}
 	switch {
+	case oc.status >= 200 && oc.status < 300 && oc.keyID == "":
+		fmt.Fprintf(&b, " (appId=%s, roles=[%s])", oc.appID, strings.Join(oc.roles, ","))
 	case oc.status >= 200 && oc.status < 300:
 		fmt.Fprintf(&b, " (appId=%s, roles=[%s], kid=%s)", oc.appID, strings.Join(oc.roles, ","), oc.keyID)
 	case oc.reason != "":

@@ -110,3 +110,31 @@ func TestInterruptStopsCleanly(t *testing.T) {
 		t.Errorf("callers were not shut down gracefully; stderr:\n%s", errOut.String())
 	}
 }
+
+// TestGatewayOnceRound: with -gateway the same three outcomes, and only the
+// registered caller's call reaches the upstream app, which sees its identity.
+func TestGatewayOnceRound(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"-once", "-gateway"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	s := out.String()
+	for _, want := range []string{
+		"upstream app       http://127.0.0.1:",
+		"callee (gateway)   http://127.0.0.1:",
+		"CALLEE_UPSTREAM_URL=http://127.0.0.1:",
+		"registered-caller -> callee: 200 OK (appId=" + registeredID.ClientID + ", roles=[Exclusive.Invoke])",
+		"rogue-caller      -> callee: 403 Forbidden application_not_allowed",
+		"no token          -> callee: 401 Unauthorized missing_token",
+		"upstream app: 1 request(s) reached it, all through the gateway (registered caller's 200s: 1)",
+		"PASS",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "eyJ") || strings.Contains(errOut.String(), "eyJ") {
+		t.Error("output contains something token-shaped")
+	}
+}

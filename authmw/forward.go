@@ -1,0 +1,69 @@
+package authmw
+
+import "net/http"
+
+// This file is the hook a reverse proxy (the callee's gateway mode) needs to hand an
+// upstream the identity authmw verified, in Easy Auth's shape, and nothing else.
+
+// SetEasyAuthHeaders sets X-MS-CLIENT-PRINCIPAL, -ID, -NAME and -IDP on h from the
+// verified token p was built from (the values [Middleware.Handler] sets on the request
+// when Policy.EasyAuthHeaders is on). It reports false, leaving h alone, when p has no
+// such values: p is nil or its policy did not have Policy.EasyAuthHeaders set. Call
+// [StripIdentityHeaders] on h first so that nothing the client sent survives.
+func (p *Principal) SetEasyAuthHeaders(h http.Header) bool {
+	if p == nil || p.easyAuth == nil || h == nil {
+		return false
+	}
+	p.easyAuth.set(h)
+	return true
+}
+
+// identityHeaderPrefixes are the headers only Easy Auth (or this gateway) may set,
+// compared case-insensitively with '_' read as '-'.
+var identityHeaderPrefixes = []string{"x-ms-client-principal", "x-ms-token-"}
+
+// StripIdentityHeaders deletes from h every header an upstream could take for an
+// Easy Auth identity: every name starting with X-MS-CLIENT-PRINCIPAL or X-MS-TOKEN-,
+// in any case and with '_' in place of any '-' (X_MS_CLIENT_PRINCIPAL,
+// x-ms_client-principal-id, ...). Go servers canonicalise names but keep
+// underscores, while CGI, PHP, WSGI and Rack map '-' and '_' to the same variable,
+// so an underscore spelling would reach such an upstream as the real header.
+func StripIdentityHeaders(h http.Header) {
+	for k := range h {
+		if IsIdentityHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// IsIdentityHeader reports whether a header named name is one that
+// [StripIdentityHeaders] removes.
+func IsIdentityHeader(name string) bool {
+	for _, p := range identityHeaderPrefixes {
+		if len(name) < len(p) {
+			continue
+		}
+		match := true
+		for i := 0; i < len(p); i++ {
+			c := name[i]
+			if c == '_' {
+				c = '-'
+			}
+			if lower(c) != p[i] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + ('a' - 'A')
+	}
+	return c
+}
