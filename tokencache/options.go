@@ -33,6 +33,15 @@ const (
 	refreshJitterFraction = 0.05
 	// maxRefreshJitter bounds the refresh jitter.
 	maxRefreshJitter = 5 * time.Minute
+	// minRefreshInterval is the shortest time between a token's arrival and
+	// its background refresh; a token usable for less is refused.
+	minRefreshInterval = 5 * time.Second
+	// maxTokenLifetime: an expiry further away counts as this far (keeps
+	// every time inside the nanosecond range).
+	maxTokenLifetime = 30 * 24 * time.Hour
+	// evictionInterval: an entry nobody asked for during one interval is
+	// evicted by the next sweep.
+	evictionInterval = time.Hour
 )
 
 // Options configures a [Cache]. A nil *Options means all defaults. Zero fields
