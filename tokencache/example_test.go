@@ -171,3 +171,15 @@ func ExampleNewCredential() {
 	// true
 	// tokencache: unknown credential kind "default": want "managedidentity" or "dev"
 }
+
+// ScopeFor turns an audience setting into the scope to ask for; log it at
+// startup.
+func ExampleScopeFor() {
+	for _, aud := range []string{"api://callee", "api://callee/", "api://callee/.default"} {
+		fmt.Println(tokencache.ScopeFor(aud))
+	}
+	// Output:
+	// api://callee/.default
+	// api://callee/.default
+	// api://callee/.default
+}

@@ -92,7 +92,7 @@ func TestUnusableTokenIsCredentialFailure(t *testing.T) {
 			for i := range 3 {
 				tok, err := c.GetToken(context.Background(), opts(sc))
 				if err == nil || !errors.Is(err, ErrCredential) {
-					t.Fatalf("call %d: token %q accepted (err %v), want a credential failure", i, tok.Token, err)
+					t.Fatalf("call %d: a %d-byte token was accepted (err %v), want a credential failure", i, len(tok.Token), err != nil)
 				}
 			}
 			if st := entryStats(t, c, sc); st.HasToken || st.Usable {
@@ -150,11 +150,11 @@ func TestErrorsAndLogsRedactSecrets(t *testing.T) {
 					}
 				}
 				if where.name == "error" && strings.ContainsAny(where.text, "\r\n") {
-					t.Errorf("error spans several lines: %q", where.text)
+					t.Errorf("error spans %d lines", strings.Count(where.text, "\n")+1)
 				}
 			}
 			if !strings.Contains(err.Error(), "api://tc-redact") {
-				t.Errorf("error does not name the scope: %s", err)
+				t.Errorf("error does not name the scope")
 			}
 		})
 	}
