@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -174,4 +175,41 @@ func TestIntegrationTransportRedirect(t *testing.T) {
 	if seen := th.requests(); len(seen) != 0 {
 		t.Fatalf("the other origin received %d request(s), with the token: %v", len(seen), strings.Contains(strings.Join(seen, " "), "auth=Bearer "))
 	}
+}
+
+// TestTransportRedirectChainUnknownRefused: a redirect hop whose chain does
+// not lead back to a first request (a base transport that drops
+// Response.Request) fails closed, and responses never expose the clone that
+// carries the token.
+func TestTransportRedirectChainUnknownRefused(t *testing.T) {
+	c, _, _ := transportCache(t)
+	hop := &http.Request{Method: http.MethodGet, URL: mustURL(t, "https://elsewhere.example/x"), Header: http.Header{},
+		Response: &http.Response{StatusCode: http.StatusFound}}
+	hop = hop.WithContext(context.Background())
+	if _, err := c.Transport(scope, roundTripFunc(func(*http.Request) (*http.Response, error) {
+		t.Fatal("request sent")
+		return nil, nil
+	})).RoundTrip(hop); !errors.Is(err, ErrInsecureTransport) {
+		t.Fatalf("err = %v, want ErrInsecureTransport", err)
+	}
+
+	rs := newRecordingServer(t, false)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: c.Transport(scope, nil)}
+	resp, err := client.Get(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.Request.Header.Get("Authorization") != "" {
+		t.Fatal("resp.Request carries the token")
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

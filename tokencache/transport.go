@@ -78,7 +78,14 @@ func (t *transport) send(req *http.Request, body io.ReadCloser) (*http.Response,
 	r := req.Clone(req.Context())
 	r.Body = body
 	r.Header.Set("Authorization", "Bearer "+tok.Token)
-	return t.base.RoundTrip(r)
+	resp, err := t.base.RoundTrip(r)
+	if resp != nil {
+		// The response points at the caller's request, not at the clone that
+		// carries the token; http.Client's redirect chain (req.Response.Request)
+		// then always leads back to the first request.
+		resp.Request = req
+	}
+	return resp, err
 }
 
 func closeBody(req *http.Request) {
@@ -103,7 +110,11 @@ func checkSecure(req *http.Request) error {
 		return fmt.Errorf("%w: host %q: %w", ErrInsecureTransport, req.URL.Host, err)
 	}
 	first := req
-	for i := 0; first.Response != nil && first.Response.Request != nil && i < maxRedirectChain; i++ {
+	for i := 0; first.Response != nil; i++ {
+		if first.Response.Request == nil || i == maxRedirectChain {
+			return fmt.Errorf("%w: redirect to %s://%s whose first request is unknown; the token is sent only to the origin of the first request",
+				ErrInsecureTransport, req.URL.Scheme, req.URL.Host)
+		}
 		first = first.Response.Request
 	}
 	if first != req && (first.URL == nil || !netrule.SameOrigin(first.URL, req.URL)) {
