@@ -44,6 +44,11 @@ func String(s string, known ...string) string {
 		}
 		return m
 	})
+	for _, k := range known { // masks placed above must not rebuild a secret
+		if k != "" && !strings.Contains(Mask, k) {
+			s = strings.ReplaceAll(s, k, Mask)
+		}
+	}
 	return s
 }
 
