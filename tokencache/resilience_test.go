@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -272,4 +273,19 @@ func TestScopeFor(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzScopeFor(f *testing.F) {
+	for _, s := range []string{"api://callee", "api://callee/", "api://callee//.default", "/.default", " ", "a/.default/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, aud string) {
+		got := ScopeFor(aud)
+		if got == "" {
+			return
+		}
+		if !strings.HasSuffix(got, "/.default") || strings.HasSuffix(got, "//.default") || ScopeFor(got) != got {
+			t.Fatalf("ScopeFor(%q) = %q: not a normalised, idempotent scope", aud, got)
+		}
+	})
 }
