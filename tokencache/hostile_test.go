@@ -173,7 +173,7 @@ func TestIdentityEndpointRedirectNotFollowed(t *testing.T) {
 				tokenJSON(w, http.StatusOK, fakeJWT, r.URL.Query().Get("resource"))
 			}))
 			defer elsewhere.Close()
-			startHostileMI(t, "redirect-secret", func(w http.ResponseWriter, r *http.Request, _ string) {
+			ep := startHostileMI(t, "redirect-secret", func(w http.ResponseWriter, r *http.Request, _ string) {
 				http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), status)
 			})
 			c := newMICache(t, &Options{Timeout: 10 * time.Second})
@@ -182,6 +182,9 @@ func TestIdentityEndpointRedirectNotFollowed(t *testing.T) {
 			}
 			if n := leaked.Load(); n != 0 {
 				t.Fatalf("X-IDENTITY-HEADER was sent to the redirect target %d time(s)", n)
+			}
+			if n := ep.requests.Load(); n != 1 {
+				t.Fatalf("endpoint requests = %d, want 1 (a refused redirect is not retried)", n)
 			}
 		})
 	}
@@ -192,7 +195,7 @@ func TestIdentityEndpointRedirectNotFollowed(t *testing.T) {
 func TestIdentityEndpointBodyBounded(t *testing.T) {
 	const body = 64 << 20
 	var written atomic.Int64
-	startHostileMI(t, "big-secret", func(w http.ResponseWriter, _ *http.Request, _ string) {
+	ep := startHostileMI(t, "big-secret", func(w http.ResponseWriter, _ *http.Request, _ string) {
 		w.Header().Set("Content-Type", "application/json")
 		chunk := []byte(strings.Repeat(" ", 32<<10))
 		for written.Load() < body {
@@ -212,5 +215,8 @@ func TestIdentityEndpointBodyBounded(t *testing.T) {
 	// less than the whole body must have gone out.
 	if n := written.Load(); n >= body/2 {
 		t.Fatalf("the client read %d of %d bytes; the read is not bounded", n, body)
+	}
+	if n := ep.requests.Load(); n != 1 {
+		t.Fatalf("endpoint requests = %d, want 1 (a refused answer is not retried)", n)
 	}
 }
