@@ -303,7 +303,7 @@ func TestRefreshPoint(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if got := c.refreshPoint(tt.tok, now); !got.Equal(tt.want) {
+			if got := c.refreshPoint(tt.tok.ExpiresOn, tt.tok.RefreshOn, now); !got.Equal(tt.want) {
 				t.Fatalf("refreshPoint = %v, want %v", got.Sub(now), tt.want.Sub(now))
 			}
 		})
@@ -408,7 +408,12 @@ func TestNearExpiryCallerWaitsForFreshToken(t *testing.T) {
 	if !errors.Is(err, errBoom) {
 		t.Fatalf("err = %v, want the credential's error instead of the near-expired token", err)
 	}
+	// The failure is remembered until its backoff has passed.
+	if _, err := c.GetToken(ctx, opts(scope)); !errors.Is(err, errBoom) {
+		t.Fatalf("err = %v, want the remembered failure during the backoff", err)
+	}
 	cred.set(tokenFor(clk, time.Hour))
+	clk.Advance(DefaultMaxBackoff)
 	tok, err := c.GetToken(ctx, opts(scope))
 	if err != nil || tok.ExpiresOn.Sub(clk.Now()) != time.Hour {
 		t.Fatalf("GetToken = %+v, %v; want a fresh token", tok.ExpiresOn, err)
@@ -584,43 +589,6 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := t0
-	tests := []struct {
-		name   string
-		status int
-		h      http.Header
-		want   time.Duration
-		ok     bool
-	}{
-		{"seconds", 429, http.Header{"Retry-After": {"7"}}, 7 * time.Second, true},
-		{"http date", 429, http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, 90 * time.Second, true},
-		{"date in the past", 429, http.Header{"Retry-After": {now.Add(-time.Hour).Format(http.TimeFormat)}}, 0, true},
-		{"ms wins", 429, http.Header{"Retry-After": {"7"}, "Retry-After-Ms": {"1500"}}, 1500 * time.Millisecond, true},
-		{"x-ms ms", 503, http.Header{"X-Ms-Retry-After-Ms": {"250"}}, 250 * time.Millisecond, true},
-		{"capped", 429, http.Header{"Retry-After": {"99999999999"}}, time.Hour, true},
-		{"garbage", 429, http.Header{"Retry-After": {"soon"}}, 0, false},
-		{"negative", 429, http.Header{"Retry-After": {"-5"}}, 0, false},
-		{"not throttling", 500, http.Header{"Retry-After": {"7"}}, 0, false},
-		{"no header", 429, http.Header{}, 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := &azcore.ResponseError{StatusCode: tt.status, RawResponse: throttled(tt.status, tt.h)}
-			got, ok := RetryAfter(err, now)
-			if got != tt.want || ok != tt.ok {
-				t.Fatalf("RetryAfter = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-	if _, ok := RetryAfter(errBoom, now); ok {
-		t.Fatal("plain error reported a Retry-After")
-	}
-	if _, ok := RetryAfter(nil, now); ok {
-		t.Fatal("nil error reported a Retry-After")
-	}
-}
-
 func TestInvalidateRateLimited(t *testing.T) {
 	clk := newFakeClock()
 	cred := &fakeCred{}
@@ -705,20 +673,41 @@ func TestInvalidateSingleFlight(t *testing.T) {
 	}
 }
 
-func TestInvalidatedTokenNotServedOnFailure(t *testing.T) {
+// TestInvalidateKeepsTokenDuringOutage: finding 11. A 401 invalid_token
+// during an identity-endpoint outage must not throw away a token with hours
+// of validity left: the old token stays until a new one is in hand.
+func TestInvalidateKeepsTokenDuringOutage(t *testing.T) {
 	clk := newFakeClock()
 	cred := &fakeCred{}
 	cred.set(tokenFor(clk, time.Hour))
 	c := newTestCache(t, cred, clk, nil)
-	if _, err := c.GetToken(context.Background(), opts(scope)); err != nil {
+	first, err := c.GetToken(context.Background(), opts(scope))
+	if err != nil {
 		t.Fatal(err)
 	}
 	cred.set(func(context.Context, int64, policy.TokenRequestOptions) (azcore.AccessToken, error) {
 		return azcore.AccessToken{}, errBoom
 	})
-	c.Invalidate(scope)
-	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, errBoom) {
-		t.Fatalf("err = %v; a rejected token must not be served again", err)
+	if !c.Invalidate(scope) {
+		t.Fatal("Invalidate did not take effect")
+	}
+	for i := range 3 {
+		tok, err := c.GetToken(context.Background(), opts(scope))
+		if err != nil || tok.Token != first.Token {
+			t.Fatalf("call %d after Invalidate during an outage: token %v, err %v; want the old, still valid token", i, tok.Token == first.Token, err)
+		}
+	}
+	if n := cred.calls.Load(); n != 2 {
+		t.Fatalf("credential calls = %d, want 2 (first token + one forced refresh)", n)
+	}
+	// Once the endpoint heals, the next forced refresh replaces the token.
+	cred.set(tokenFor(clk, time.Hour))
+	clk.Advance(DefaultInvalidateInterval + DefaultMaxBackoff)
+	if !c.Invalidate(scope) {
+		t.Fatal("second Invalidate did not take effect")
+	}
+	if tok, err := c.GetToken(context.Background(), opts(scope)); err != nil || tok.Token == first.Token {
+		t.Fatalf("after recovery: same token or err %v", err)
 	}
 }
 
@@ -801,19 +790,6 @@ func TestWarmGetTokenDoesNotAllocate(t *testing.T) {
 			t.Fatalf("warm GetToken(%+v) allocates %v times", o, n)
 		}
 	}
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"7", "-1", "99999999999999999999", "Mon, 23 Nov 2026 12:01:00 GMT", "soon", "", " 5 ", "1e3"} {
-		f.Add(s, s)
-	}
-	f.Fuzz(func(t *testing.T, retryAfter, ms string) {
-		h := http.Header{"Retry-After": {retryAfter}, "X-Ms-Retry-After-Ms": {ms}}
-		d, ok := parseRetryAfter(h, t0)
-		if d < 0 || d > maxRetryAfter || (!ok && d != 0) {
-			t.Fatalf("parseRetryAfter(%q, %q) = %v, %v", retryAfter, ms, d, ok)
-		}
-	})
 }
 
 func TestCredentialPanicBecomesError(t *testing.T) {

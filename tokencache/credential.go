@@ -29,8 +29,10 @@ const credentialHTTPTimeout = 30 * time.Second
 // NewManagedIdentityCredential returns azidentity's ManagedIdentityCredential.
 // clientID "" selects the system-assigned identity; otherwise the user-assigned
 // identity with that client ID (callers pass os.Getenv("AZURE_CLIENT_ID")).
-// Its HTTP client has a 30 s timeout; the identity endpoint comes from the
-// environment (IDENTITY_ENDPOINT and IDENTITY_HEADER on App Service and
+// Its HTTP client has a 30 s timeout, never follows a redirect (it would carry
+// the secret X-IDENTITY-HEADER), reads at most 256 KiB of a response and
+// refuses a token labelled for another resource than the one asked for; the
+// identity endpoint comes from the environment (IDENTITY_ENDPOINT and IDENTITY_HEADER on App Service and
 // Functions, IMDS on virtual machines).
 func NewManagedIdentityCredential(clientID string) (azcore.TokenCredential, error) {
 	return newManagedIdentityCredential(clientID, nil)
@@ -44,7 +46,7 @@ func newManagedIdentityCredential(clientID string, retry *azcore.ClientOptions) 
 		o.ClientOptions = *retry
 	}
 	if o.Transport == nil {
-		o.Transport = &http.Client{Timeout: credentialHTTPTimeout}
+		o.Transport = newIdentityClient()
 	}
 	if clientID != "" {
 		o.ID = azidentity.ClientID(clientID)

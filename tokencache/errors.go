@@ -34,9 +34,10 @@ var (
 	// fetch that did not finish.
 	ErrTimeout = errors.New("tokencache: timed out waiting for the credential")
 
-	// ErrInsecureTransport is returned by the Transport for a plain-HTTP
-	// request to a host that is not loopback.
-	ErrInsecureTransport = errors.New("tokencache: refusing to send a bearer token over plain HTTP to a non-loopback host")
+	// ErrInsecureTransport is returned by the Transport for a request it will
+	// not send the token with: plain HTTP to a host that is not loopback, or
+	// a redirect hop to another origin than the first request's.
+	ErrInsecureTransport = errors.New("tokencache: refusing to send the bearer token (use https; plain http only to loopback; redirects only within the origin)")
 
 	// ErrUnknownCredentialKind is returned by NewCredential for an unknown kind.
 	ErrUnknownCredentialKind = errors.New("tokencache: unknown credential kind")

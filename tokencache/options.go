@@ -33,6 +33,15 @@ const (
 	refreshJitterFraction = 0.05
 	// maxRefreshJitter bounds the refresh jitter.
 	maxRefreshJitter = 5 * time.Minute
+	// minRefreshInterval is the shortest time between a token's arrival and
+	// its background refresh; a token usable for less is refused.
+	minRefreshInterval = 5 * time.Second
+	// maxTokenLifetime: an expiry further away counts as this far (keeps
+	// every time inside the nanosecond range).
+	maxTokenLifetime = 30 * 24 * time.Hour
+	// evictionInterval: an entry nobody asked for during one interval is
+	// evicted by the next sweep.
+	evictionInterval = time.Hour
 )
 
 // Options configures a [Cache]. A nil *Options means all defaults. Zero fields
@@ -46,20 +55,24 @@ type Options struct {
 	SafetyMargin time.Duration
 
 	// Timeout bounds one credential call (the fetch runs on the cache's own
-	// lifecycle context with this timeout) and how long a caller waits for a
-	// fetch. Default: 30s.
+	// lifecycle context with this timeout; a credential that ignores it is
+	// abandoned, so the scope is free again) and how long a caller waits for
+	// a fetch. Default: 30s.
 	Timeout time.Duration
 
 	// InvalidateInterval is the minimum time between two forced refreshes of the
 	// same entry through [Cache.Invalidate]. Default: 30s.
 	InvalidateInterval time.Duration
 
-	// InitialBackoff is the delay before retrying a failed background refresh;
-	// it doubles after each consecutive failure up to MaxBackoff. Default: 2s.
+	// InitialBackoff is the delay after a failed credential call (foreground
+	// or background) before the scope's credential is asked again; it doubles
+	// after each consecutive failure up to MaxBackoff. Meanwhile callers
+	// without a usable token get the remembered error at once. Default: 2s.
 	InitialBackoff time.Duration
 
-	// MaxBackoff caps the exponential backoff between background refresh
-	// attempts (a server's Retry-After may still ask for longer). Default: 5m.
+	// MaxBackoff caps the exponential backoff between credential calls after
+	// failures (a server's Retry-After on a 429/503 may still ask for longer,
+	// up to 1h). Default: 5m.
 	MaxBackoff time.Duration
 
 	// Rand returns a pseudo-random number in [0, 1); it is the jitter source for
