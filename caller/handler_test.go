@@ -338,9 +338,19 @@ func TestNoTokenFailsTheRunWithoutCallingTheCallee(t *testing.T) {
 	if hits.Load() != 0 {
 		t.Errorf("callee called %d times without a token", hits.Load())
 	}
+	// The cache remembers the failure for its backoff: the next run fails too,
+	// without asking the identity endpoint again (tokencache's resilience tests
+	// cover the recovery once the backoff has passed).
+	asked := f.mi.Requests()
 	f.mi.SetFailure(0, "")
-	if r := f.invoke(t, payload(false)); r.status != http.StatusOK {
-		t.Fatalf("after the endpoint recovered: status %d logs %q", r.status, r.logs())
+	if r := f.invoke(t, payload(false)); r.status != http.StatusBadGateway || !r.report().NoToken {
+		t.Fatalf("run inside the failure backoff: status %d report %+v", r.status, r.report())
+	}
+	if n := f.mi.Requests(); n != asked {
+		t.Errorf("identity endpoint asked %d more times inside the failure backoff", n-asked)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("callee called %d times without a token", hits.Load())
 	}
 }
 
