@@ -35,6 +35,7 @@ type issuerSpec struct {
 type route struct {
 	issuer string
 	keys   *jwks.KeySet
+	entra  bool // discovered through Policy.TenantID: Entra claim rules, kid and tid required
 }
 
 // routeTable maps a token's iss to its route. It is replaced, never mutated.
@@ -161,6 +162,7 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 			Now:                m.cfg.Now,
 			Logger:             m.cfg.Logger,
 			OnKeysRemoved:      m.cache.purgeKIDs,
+			RequireKID:         spec.tenantID != "", // Entra always sends kid
 		})
 		if err != nil {
 			return err
@@ -172,7 +174,7 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 	for k, v := range old.byIss {
 		nt.byIss[k] = v
 	}
-	nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks}
+	nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks, entra: spec.tenantID != ""}
 	m.routes.Store(nt)
 	m.logInfo("authmw: issuer discovered", "setting", spec.setting, "issuer", meta.Issuer, "jwks_uri", meta.JWKSURI)
 	return nil

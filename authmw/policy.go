@@ -28,6 +28,16 @@ const (
 // DefaultAuthorityHost is the Entra ID authority of the public cloud.
 const DefaultAuthorityHost = "https://login.microsoftonline.com"
 
+// DefaultMaxTokenLifetime is the default Policy.MaxTokenLifetime: it admits
+// Entra access tokens, which live at most about 28 hours.
+const DefaultMaxTokenLifetime = 30 * time.Hour
+
+// Bounds of Policy.MaxTokenLifetime.
+const (
+	minTokenLifetime = time.Minute
+	maxTokenLifetime = 720 * time.Hour
+)
+
 // DefaultClockSkew is the leeway applied to exp and nbf, like Easy Auth's grace period.
 const DefaultClockSkew = 5 * time.Minute
 
@@ -67,6 +77,14 @@ type Policy struct {
 	BoundClaims map[string][]string
 	// ClaimMappings copies claim values into Principal.Metadata: metadata key -> claim name.
 	ClaimMappings map[string]string
+	// ApplicationClaim names the claim that holds the calling application for
+	// generic issuers (Policy.Issuers): "azp" (default) or "client_id" (RFC 9068).
+	// Only that claim is read, never a fallback. Entra issuers (TenantID) pick
+	// appid or azp by token version instead.
+	ApplicationClaim string
+	// MaxTokenLifetime refuses tokens whose exp - iat exceeds it (and tokens
+	// without iat); default DefaultMaxTokenLifetime, range 1m to 720h.
+	MaxTokenLifetime time.Duration
 	// MaxTokenAge rejects tokens whose iat is older than this; 0 means not checked.
 	MaxTokenAge time.Duration
 	// ClockSkew is the leeway for exp, nbf and iat; default DefaultClockSkew.
@@ -194,6 +212,14 @@ func (p Policy) problems() []policyProblem {
 	}
 	if p.ClockSkew < 0 {
 		add("ClockSkew", "is negative (%s): use a duration >= 0 (0 means the default, %s)", p.ClockSkew, DefaultClockSkew)
+	}
+	switch p.ApplicationClaim {
+	case "", "azp", "client_id":
+	default:
+		add("ApplicationClaim", "%q is not supported: use \"azp\" (default) or \"client_id\" (RFC 9068)", p.ApplicationClaim)
+	}
+	if p.MaxTokenLifetime != 0 && (p.MaxTokenLifetime < minTokenLifetime || p.MaxTokenLifetime > maxTokenLifetime) {
+		add("MaxTokenLifetime", "is %s: use a duration from %s to %s (0 means the default, %s)", p.MaxTokenLifetime, minTokenLifetime, maxTokenLifetime, DefaultMaxTokenLifetime)
 	}
 	if p.MaxTokenAge < 0 {
 		add("MaxTokenAge", "is negative (%s): use a duration > 0, or 0 to not check token age", p.MaxTokenAge)

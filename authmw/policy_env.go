@@ -29,6 +29,8 @@ var EnvVars = []string{
 	"AUTHMW_EASYAUTH_HEADERS",
 	"AUTHMW_APP_ONLY",
 	"AUTHMW_MAX_TOKEN_AGE",
+	"AUTHMW_MAX_TOKEN_LIFETIME",
+	"AUTHMW_APPLICATION_CLAIM",
 	"AUTHMW_BOUND_CLAIMS",
 	"AUTHMW_CLAIM_MAPPINGS",
 	"AUTHMW_DISABLE_WWW_AUTHENTICATE",
@@ -55,6 +57,8 @@ var envForField = map[string]struct{ env, file string }{
 	"UnauthenticatedAction": {"AUTHMW_UNAUTHENTICATED_ACTION", "globalValidation.unauthenticatedClientAction"},
 	"ClockSkew":             {"AUTHMW_CLOCK_SKEW", "f2fauth.clockSkew"},
 	"MaxTokenAge":           {"AUTHMW_MAX_TOKEN_AGE", "f2fauth.maxTokenAge"},
+	"MaxTokenLifetime":      {"AUTHMW_MAX_TOKEN_LIFETIME", "AUTHMW_MAX_TOKEN_LIFETIME"},
+	"ApplicationClaim":      {"AUTHMW_APPLICATION_CLAIM", "AUTHMW_APPLICATION_CLAIM"},
 	"BoundClaims":           {"AUTHMW_BOUND_CLAIMS", "f2fauth.boundClaims"},
 	"ClaimMappings":         {"AUTHMW_CLAIM_MAPPINGS", "f2fauth.claimMappings"},
 }
@@ -126,6 +130,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	duration("AUTHMW_CLOCK_SKEW", &p.ClockSkew, "0 or unset means 5m")
 	duration("AUTHMW_MAX_TOKEN_AGE", &p.MaxTokenAge, "0 or unset means not checked")
+	duration("AUTHMW_MAX_TOKEN_LIFETIME", &p.MaxTokenLifetime, "0 or unset means 30h")
+	p.ApplicationClaim = get("AUTHMW_APPLICATION_CLAIM")
 	duration("AUTHMW_POLICY_FILE_INTERVAL", &c.PolicyFileInterval, "0 or unset means 5s")
 	duration("AUTHMW_KEY_REFRESH_INTERVAL", &c.KeyRefreshInterval, "0 or unset means 12h")
 	duration("AUTHMW_UNKNOWN_KEY_INTERVAL", &c.UnknownKeyInterval, "0 or unset means 30s")

@@ -360,6 +360,12 @@ func MergePolicy(base, override Policy) Policy {
 	if override.ClockSkew != 0 {
 		out.ClockSkew = override.ClockSkew
 	}
+	if override.MaxTokenLifetime != 0 {
+		out.MaxTokenLifetime = override.MaxTokenLifetime
+	}
+	if override.ApplicationClaim != "" {
+		out.ApplicationClaim = override.ApplicationClaim
+	}
 	if override.UnauthenticatedAction != "" {
 		out.UnauthenticatedAction = override.UnauthenticatedAction
 	}

@@ -244,6 +244,7 @@ func TestMergePolicy(t *testing.T) {
 			BoundClaims: map[string][]string{"c": {"v"}}, ClaimMappings: map[string]string{"k": "c"},
 			MaxTokenAge: time.Hour, ClockSkew: 2 * time.Minute, ExcludedPaths: []string{"/p"},
 			UnauthenticatedAction: Return403, EasyAuthHeaders: true, DisableWWWAuthenticate: true,
+			ApplicationClaim: "client_id", MaxTokenLifetime: time.Hour,
 		}
 		got := MergePolicy(base, over)
 		over.AppOnly = true // base's true stays
@@ -253,7 +254,7 @@ func TestMergePolicy(t *testing.T) {
 	})
 	t.Run("every field covered", func(t *testing.T) {
 		// If a field is added to Policy, MergePolicy must learn it: this counts the fields.
-		if n := reflect.TypeFor[Policy]().NumField(); n != 18 {
+		if n := reflect.TypeFor[Policy]().NumField(); n != 20 {
 			t.Errorf("Policy has %d fields; update MergePolicy and this test", n)
 		}
 	})

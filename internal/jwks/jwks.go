@@ -217,7 +217,6 @@ type KeySet struct {
 	client        *http.Client
 	ownClient     bool
 	algs          []allowedAlg
-	joseAlgs      []jose.SignatureAlgorithm
 	unknownEvery  time.Duration
 	refreshEvery  time.Duration
 	retryMin      time.Duration
@@ -302,7 +301,6 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 			continue
 		}
 		k.algs = append(k.algs, allowedAlg{name: name, info: info})
-		k.joseAlgs = append(k.joseAlgs, jose.SignatureAlgorithm(name))
 	}
 
 	durations := []struct {

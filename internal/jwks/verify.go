@@ -9,157 +9,110 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math/big"
 	"strings"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// MaxTokenBytes bounds the compact tokens [KeySet.VerifyCompact] and
-// [KeySet.VerifySignature] accept; longer input is [ErrMalformed].
+// MaxTokenBytes bounds the compact tokens [KeySet.VerifyCompact] accepts;
+// longer input is [ErrMalformed].
 const MaxTokenBytes = 64 << 10
 
-// VerifySignature implements [oidc.KeySet]: it parses jwt as a compact JWS
-// whose "alg" is one of [Options.Algorithms] (go-jose), verifies its signature
-// with the published key named by its protected "kid" header and returns the
-// payload. It does not validate claims. Errors wrap [ErrMalformed],
-// [ErrUnsupportedAlg], [ErrNotReady], [ErrUnknownKey] or
-// [ErrInvalidSignature].
+// Verified is a compact JWS whose signature a [KeySet] has checked.
+type Verified struct {
+	// KID is the kid of the key that verified the signature (the header's
+	// kid; for a kid-less token, the kid of the published key that fit).
+	KID string
+	// Alg is the header's alg, one of [Options.Algorithms].
+	Alg string
+	// Payload is the base64url-decoded payload exactly as signed. It is not
+	// parsed here: the caller decodes it once, strictly.
+	Payload []byte
+}
+
+// header is the protected JOSE header, decoded strictly: invalid JSON,
+// invalid UTF-8 and duplicate member names are errors (RFC 7515 §4).
+type header struct {
+	Alg  string         `json:"alg"`
+	KID  string         `json:"kid"`
+	Crit jsontext.Value `json:"crit"`
+}
+
+// VerifySignature implements [oidc.KeySet] over [KeySet.VerifyCompact] and
+// returns the verified payload. It does not validate claims.
 func (k *KeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := k.Parse(jwt)
-	if err != nil {
-		return nil, err
-	}
-	payload, _, err := k.Verify(ctx, jws)
-	return payload, err
+	v, err := k.VerifyCompact(ctx, jwt)
+	return v.Payload, err
 }
 
-// Parse parses a compact JWS with go-jose, accepting only
-// [Options.Algorithms]. It does not verify anything; pass the result to
-// [KeySet.Verify]. Errors wrap [ErrUnsupportedAlg] or [ErrMalformed].
-func (k *KeySet) Parse(jwt string) (*jose.JSONWebSignature, error) {
-	if len(jwt) > MaxTokenBytes {
-		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
-	}
-	jws, err := jose.ParseSignedCompact(jwt, k.joseAlgs)
-	if err != nil {
-		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, fmt.Errorf("%w: %w", ErrUnsupportedAlg, err)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	return jws, nil
-}
-
-// Verify verifies a parsed JWS (from [KeySet.Parse] or go-jose) and returns
-// its payload and the kid of the key that verified it. The key lookup is
-// lock-free; the signature check is go-jose's.
+// VerifyCompact is the one signature-verification path: it parses a compact
+// JWS (canonical unpadded base64url in all three parts; a protected header
+// that is a strict JSON object, without "crit"), checks that its "alg" is one
+// of [Options.Algorithms], selects the published key by the protected "kid"
+// and verifies the signature over the signing input exactly as received.
 //
-// The key is chosen only by the protected "kid" header among the keys from
+// The key is chosen only by the protected "kid" among the keys from
 // [Options.URL]; "jku", "x5u", "x5c" and embedded "jwk" headers are ignored.
 // An unknown kid may trigger one refetch per [Options.UnknownKIDInterval]
 // (waiting for it honours ctx); within the interval it fails at once with
-// [ErrUnknownKey]. A token without kid is tried against every published key
-// that fits its algorithm, without refetch (or refused, with
-// [Options.RequireKID]). Critical header extensions
-// ("crit") are not supported and rejected.
-func (k *KeySet) Verify(ctx context.Context, jws *jose.JSONWebSignature) (payload []byte, kid string, err error) {
-	if jws == nil || len(jws.Signatures) != 1 {
-		return nil, "", fmt.Errorf("%w: expected exactly one signature", ErrMalformed)
-	}
-	sig := &jws.Signatures[0]
-	if sig.Unprotected.Algorithm != "" || sig.Unprotected.KeyID != "" || sig.Unprotected.JSONWebKey != nil {
-		return nil, "", fmt.Errorf("%w: alg, kid and jwk must not be in an unprotected header", ErrMalformed)
-	}
-	if _, ok := sig.Protected.ExtraHeaders["crit"]; ok {
-		return nil, "", fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
-	}
-	alg := sig.Protected.Algorithm
-	info, ok := k.allowed(alg)
-	if !ok {
-		return nil, "", fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(alg))
-	}
-	kid, err = k.selectAndCheck(ctx, sig.Protected.KeyID, alg, info, func(key *key) bool {
-		p, err := jws.Verify(key.pub)
-		if err != nil {
-			return false
-		}
-		payload = p
-		return true
-	})
-	if err != nil {
-		return nil, kid, err
-	}
-	return payload, kid, nil
-}
-
-// VerifyCompact verifies a compact JWS and returns its payload and the kid of
-// the key that verified it, with the same key selection and errors as
-// [KeySet.Verify]. It is the lean path for callers that have the raw token:
-// it decodes only "alg", "kid" and "crit" from the protected header and
-// hashes the signing input exactly as received, so its cost is close to the
-// bare signature check. It is stricter than go-jose: base64url must be
-// canonical and unpadded, and any "crit" header is rejected.
-func (k *KeySet) VerifyCompact(ctx context.Context, token string) (payload []byte, kid string, err error) {
+// [ErrUnknownKey]. A token without kid is refused before any signature work
+// with [Options.RequireKID]; otherwise it is tried against every published key
+// that fits its algorithm, without refetch.
+//
+// Errors wrap [ErrMalformed], [ErrUnsupportedAlg], [ErrNotReady],
+// [ErrUnknownKey] or [ErrInvalidSignature]; on error the returned Verified
+// carries at most the kid, for logs.
+func (k *KeySet) VerifyCompact(ctx context.Context, token string) (Verified, error) {
+	var v Verified
 	if len(token) > MaxTokenBytes {
-		return nil, "", fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
+		return v, fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
 	}
-	dot1 := strings.IndexByte(token, '.')
-	if dot1 < 0 {
-		return nil, "", fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
+	h64, rest, ok1 := strings.Cut(token, ".")
+	p64, s64, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.IndexByte(s64, '.') >= 0 {
+		return v, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
 	}
-	dot2 := strings.IndexByte(token[dot1+1:], '.')
-	if dot2 < 0 {
-		return nil, "", fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
-	}
-	dot2 += dot1 + 1
-	if strings.IndexByte(token[dot2+1:], '.') >= 0 {
-		return nil, "", fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
-	}
-	hdr, err := strictB64.DecodeString(token[:dot1])
+	hdr, err := strictB64.DecodeString(h64)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: header is not base64url", ErrMalformed)
+		return v, fmt.Errorf("%w: header is not base64url", ErrMalformed)
 	}
-	var h map[string]json.RawMessage
-	if err := json.Unmarshal(hdr, &h); err != nil || h == nil {
-		return nil, "", fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
+	var h header
+	if err := json.Unmarshal(hdr, &h); err != nil || jsontext.Value(hdr).Kind() != '{' {
+		return v, fmt.Errorf("%w: header is not a strict JSON object (no duplicate members, valid UTF-8) with string alg and kid", ErrMalformed)
 	}
-	if _, ok := h["crit"]; ok {
-		return nil, "", fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
+	if h.Crit != nil {
+		return v, fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
 	}
-	var alg string
-	if raw, ok := h["alg"]; !ok || json.Unmarshal(raw, &alg) != nil {
-		return nil, "", fmt.Errorf("%w: header has no alg string", ErrMalformed)
-	}
-	if raw, ok := h["kid"]; ok && json.Unmarshal(raw, &kid) != nil {
-		return nil, "", fmt.Errorf("%w: kid is not a string", ErrMalformed)
-	}
-	info, ok := k.allowed(alg)
+	v.KID, v.Alg = h.KID, h.Alg
+	info, ok := k.allowed(h.Alg)
 	if !ok {
-		return nil, "", fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(alg))
+		return v, fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(h.Alg))
 	}
-	sig, err := strictB64.DecodeString(token[dot2+1:])
+	if h.KID == "" && k.requireKID {
+		return v, fmt.Errorf("%w: token has no kid", ErrUnknownKey)
+	}
+	sig, err := strictB64.DecodeString(s64)
+	if err != nil || len(sig) == 0 {
+		return v, fmt.Errorf("%w: signature is empty or not base64url", ErrMalformed)
+	}
+	payload, err := strictB64.DecodeString(p64)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+		return v, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
 	}
-	payload, err = strictB64.DecodeString(token[dot1+1 : dot2])
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: payload is not base64url", ErrMalformed)
-	}
-
 	var buf [sha512.Size]byte
-	input := token[:dot2]
-	digest := hashInput(&buf, alg, input)
-	kid, err = k.selectAndCheck(ctx, kid, alg, info, func(key *key) bool {
-		return checkSig(key, alg, input, digest, sig)
+	input := token[:len(h64)+1+len(p64)]
+	digest := hashInput(&buf, h.Alg, input)
+	v.KID, err = k.selectAndCheck(ctx, h.KID, h.Alg, info, func(key *key) bool {
+		return checkSig(key, h.Alg, input, digest, sig)
 	})
 	if err != nil {
-		return nil, kid, err
+		return v, err
 	}
-	return payload, kid, nil
+	v.Payload = payload
+	return v, nil
 }
 
 var strictB64 = base64.RawURLEncoding.Strict()
@@ -182,9 +135,6 @@ func (k *KeySet) selectAndCheck(ctx context.Context, kid, alg string, info algIn
 		return kid, ErrNotReady
 	}
 	if kid == "" {
-		if k.requireKID {
-			return "", fmt.Errorf("%w: token has no kid", ErrUnknownKey)
-		}
 		fitting := false
 		for _, key := range m.all {
 			if !key.fits(alg, info) {
