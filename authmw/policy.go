@@ -59,9 +59,12 @@ type Policy struct {
 	Issuers []string
 	// Audiences are the accepted aud values (required). Nothing is implicit.
 	Audiences []string
-	// AllowedApplications are accepted client application IDs (appid for v1, azp for v2).
+	// AllowedApplications are accepted client application IDs: for Entra issuers
+	// (TenantID) appid in v1 tokens and azp in v2 tokens; for generic issuers the
+	// claim named by ApplicationClaim. See docs/security.md, "Which claim decides what".
 	AllowedApplications []string
-	// AllowedIdentities are accepted object IDs (oid). Combined with AllowedGroups by OR.
+	// AllowedIdentities are accepted identities: oid for Entra issuers, sub for
+	// generic issuers. Combined with AllowedGroups by OR.
 	AllowedIdentities []string
 	// AllowedGroups are accepted group object IDs (groups). Combined with AllowedIdentities by OR.
 	AllowedGroups []string
@@ -69,11 +72,14 @@ type Policy struct {
 	AllowedTenants []string
 	// RequiredRoles: the token's roles must contain at least one of them.
 	RequiredRoles []string
-	// AppOnly accepts only app-only tokens (idtyp=app, or oid == sub when idtyp is absent).
+	// AppOnly accepts only app-only tokens. Entra: idtyp=app, or oid == sub when
+	// idtyp is absent; generic: sub equals the application claim. Never with scp.
 	AppOnly bool
 	// BoundClaims requires each named claim to match one of the listed values; a value
-	// may be a glob with '*' (like Vault's JWT auth bound_claims). A list-valued claim
-	// matches when any element matches.
+	// may be a glob (like Vault's JWT auth bound_claims) where '*' matches within one
+	// path segment (never '/') and '**' matches across segments. Strings compare by
+	// value, numbers and booleans by their exact JSON text ("2" never matches 2.0).
+	// A list-valued claim matches when any element matches.
 	BoundClaims map[string][]string
 	// ClaimMappings copies claim values into Principal.Metadata: metadata key -> claim name.
 	ClaimMappings map[string]string

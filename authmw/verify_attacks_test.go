@@ -471,3 +471,93 @@ func TestEasyAuthPrincipalOnlyAuthorizedClaims(t *testing.T) {
 	}
 	checkEasyAuthPrincipal(t, got, c)
 }
+
+// TestClaimSettingsFromEnv: AUTHMW_APPLICATION_CLAIM and
+// AUTHMW_MAX_TOKEN_LIFETIME are read, defaulted and bounded; errors name the
+// variable and the accepted values.
+func TestClaimSettingsFromEnv(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"AUTHMW_TENANT_ID": tTenant, "AUTHMW_AUDIENCES": "api://callee"}
+	tests := []struct {
+		name, key, value string
+		check            func(Policy) bool
+		wantErr          []string
+	}{
+		{"client_id", "AUTHMW_APPLICATION_CLAIM", "client_id", func(p Policy) bool { return p.ApplicationClaim == "client_id" }, nil},
+		{"azp", "AUTHMW_APPLICATION_CLAIM", "azp", func(p Policy) bool { return p.ApplicationClaim == "azp" }, nil},
+		{"appid refused", "AUTHMW_APPLICATION_CLAIM", "appid", nil, []string{"AUTHMW_APPLICATION_CLAIM", `"azp"`, `"client_id"`}},
+		{"fallback list refused", "AUTHMW_APPLICATION_CLAIM", "azp,client_id", nil, []string{"AUTHMW_APPLICATION_CLAIM"}},
+		{"lifetime", "AUTHMW_MAX_TOKEN_LIFETIME", "2h", func(p Policy) bool { return p.MaxTokenLifetime == 2*time.Hour }, nil},
+		{"lifetime too short", "AUTHMW_MAX_TOKEN_LIFETIME", "1s", nil, []string{"AUTHMW_MAX_TOKEN_LIFETIME", "1m0s to 720h0m0s"}},
+		{"lifetime too long", "AUTHMW_MAX_TOKEN_LIFETIME", "87600h", nil, []string{"AUTHMW_MAX_TOKEN_LIFETIME", "1m0s to 720h0m0s"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{tc.key: tc.value}
+			for k, v := range base {
+				env[k] = v
+			}
+			c, err := ConfigFromEnv(func(k string) string { return env[k] })
+			if tc.wantErr != nil {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q lacks %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || !tc.check(c.Policy) {
+				t.Fatalf("err %v policy %+v", err, c.Policy)
+			}
+		})
+	}
+	cp := mustCompile(t, basePolicy())
+	if cp.Policy.ApplicationClaim != "azp" || cp.Policy.MaxTokenLifetime != DefaultMaxTokenLifetime || DefaultMaxTokenLifetime < 28*time.Hour {
+		t.Errorf("defaults: %q %s", cp.Policy.ApplicationClaim, cp.Policy.MaxTokenLifetime)
+	}
+}
+
+// FuzzDecodeClaims: the one claims decoder never panics; whatever it accepts
+// is valid JSON (RFC 8259, valid UTF-8) whose top-level names are unique and
+// that encoding/json also reads as an object; members() lists it without error.
+func FuzzDecodeClaims(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{"iss":"x","aud":["a"],"exp":1700000000,"iat":1700000000.5,"roles":["r"]}`,
+		`{"x":[1,,2]}`, `{"a" "b"}`, `[}`, `{"x":"\q"}`, "{\"x\":\"\xff\"}", `{"x":1,"x":2}`,
+		`{"exp":253402300800}`, `{"exp":1e400}`, `{"aud":null}`, `{"\u0061ud":"a","aud":"b"}`, `null`, ` {"scp":""} `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c tokenClaims
+		if decodeClaims(b, &c) != nil {
+			return
+		}
+		var v1 map[string]json.RawMessage
+		if err := json.Unmarshal(b, &v1); err != nil || v1 == nil {
+			t.Fatalf("accepted %q that encoding/json does not read as an object: %v", b, err)
+		}
+		ms, err := members(b)
+		if err != nil {
+			t.Fatalf("members refused what decodeClaims accepted: %q", b)
+		}
+		seen := map[string]bool{}
+		for _, m := range ms {
+			if seen[m.name] {
+				t.Fatalf("duplicate name %q accepted", m.name)
+			}
+			seen[m.name] = true
+		}
+		if len(seen) != len(v1) {
+			t.Fatalf("members %d, encoding/json %d", len(seen), len(v1))
+		}
+		for _, d := range []numericDate{c.Expiry, c.NotBefore, c.IssuedAt} {
+			if d != 0 && (d < minNumericDate || d >= maxNumericDate) {
+				t.Fatalf("NumericDate %d out of range accepted", d)
+			}
+		}
+	})
+}
