@@ -20,7 +20,7 @@ func FuzzVerifyCompact(f *testing.F) {
 	ks, signed := fuzzSetup(f)
 	sentinels := []error{ErrMalformed, ErrUnsupportedAlg, ErrNotReady, ErrUnknownKey, ErrInvalidSignature}
 	f.Fuzz(func(t *testing.T, in string) {
-		v, err := ks.VerifyCompact(context.Background(), in)
+		v, err := ks.verifyCompact(context.Background(), in)
 		checkFuzzResult(t, in, v.Payload, err, signed, sentinels)
 	})
 }

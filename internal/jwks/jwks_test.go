@@ -97,8 +97,8 @@ var paths = []struct {
 	{"VerifySignature", func(ks *KeySet, tok string) ([]byte, error) {
 		return ks.VerifySignature(context.Background(), tok)
 	}},
-	{"VerifyCompact", func(ks *KeySet, tok string) ([]byte, error) {
-		v, err := ks.VerifyCompact(context.Background(), tok)
+	{"ParseCompact+Verify", func(ks *KeySet, tok string) ([]byte, error) {
+		v, err := ks.verifyCompact(context.Background(), tok)
 		return v.Payload, err
 	}},
 }
@@ -201,11 +201,11 @@ func TestVerifyRejectsUnprotectedHeader(t *testing.T) {
 	ks := newTestKeySet(t, srv, Options{})
 	parts := strings.Split(craft(t, map[string]any{"alg": "RS256"}, `{}`, rs256(keys.k1)), ".")
 	raw := fmt.Sprintf(`{"payload":%q,"protected":%q,"header":{"kid":"k1"},"signature":%q}`, parts[1], parts[0], parts[2])
-	if _, err := ks.VerifyCompact(context.Background(), raw); !errors.Is(err, ErrMalformed) {
+	if _, err := ks.verifyCompact(context.Background(), raw); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("err = %v, want ErrMalformed", err)
 	}
 	// The same token in compact form verifies (control).
-	if v, err := ks.VerifyCompact(context.Background(), strings.Join(parts, ".")); err != nil || v.KID != "k1" {
+	if v, err := ks.verifyCompact(context.Background(), strings.Join(parts, ".")); err != nil || v.KID != "k1" {
 		t.Fatalf("control: kid %q err %v", v.KID, err)
 	}
 }
@@ -669,7 +669,7 @@ func TestVerifyReturnsKID(t *testing.T) {
 		{craft(t, map[string]any{"alg": "RS256"}, `{}`, rs256(keys.k2)), "k2"},
 		{craft(t, map[string]any{"alg": "RS256"}, `{}`, rs256(keys.k1)), "k1"},
 	} {
-		if v, err := ks.VerifyCompact(context.Background(), tt.tok); err != nil || v.KID != tt.want {
+		if v, err := ks.verifyCompact(context.Background(), tt.tok); err != nil || v.KID != tt.want {
 			t.Errorf("VerifyCompact: kid %q err %v, want %q", v.KID, err, tt.want)
 		}
 	}

@@ -21,16 +21,18 @@ import (
 // longer input is [ErrMalformed].
 const MaxTokenBytes = 64 << 10
 
-// Verified is a compact JWS whose signature a [KeySet] has checked.
-type Verified struct {
-	// KID is the kid of the key that verified the signature (the header's
-	// kid; for a kid-less token, the kid of the published key that fit).
-	KID string
-	// Alg is the header's alg, one of [Options.Algorithms].
-	Alg string
-	// Payload is the base64url-decoded payload exactly as signed. It is not
-	// parsed here: the caller decodes it once, strictly.
+// Token is a parsed compact JWS. Nothing in it is verified: pass it to
+// [KeySet.Verify]. Callers may read the payload before that only to decide
+// which key set to verify with (for example by "iss").
+type Token struct {
+	// KID and Alg are the protected header's "kid" and "alg".
+	KID, Alg string
+	// Payload is the base64url-decoded payload exactly as signed; the caller
+	// decodes it once, strictly.
 	Payload []byte
+
+	input string // the signing input: header "." payload, as received
+	sig   []byte
 }
 
 // header is the protected JOSE header, decoded strictly: invalid JSON,
@@ -41,18 +43,59 @@ type header struct {
 	Crit jsontext.Value `json:"crit"`
 }
 
-// VerifySignature implements [oidc.KeySet] over [KeySet.VerifyCompact] and
-// returns the verified payload. It does not validate claims.
-func (k *KeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	v, err := k.VerifyCompact(ctx, jwt)
-	return v.Payload, err
+// ParseCompact parses a compact JWS: three parts of canonical unpadded
+// base64url and a protected header that is a strict
+// JSON object with string "alg" and "kid" and no "crit". Errors wrap
+// [ErrMalformed].
+func ParseCompact(token string) (*Token, error) {
+	if len(token) > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
+	}
+	h64, rest, ok1 := strings.Cut(token, ".")
+	p64, s64, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.IndexByte(s64, '.') >= 0 {
+		return nil, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
+	}
+	hdr, err := strictB64.DecodeString(h64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: header is not base64url", ErrMalformed)
+	}
+	var h header
+	if err := json.Unmarshal(hdr, &h); err != nil || jsontext.Value(hdr).Kind() != '{' {
+		return nil, fmt.Errorf("%w: header is not a strict JSON object (no duplicate members, valid UTF-8) with string alg and kid", ErrMalformed)
+	}
+	if h.Crit != nil {
+		return nil, fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
+	}
+	t := &Token{KID: h.KID, Alg: h.Alg, input: token[:len(h64)+1+len(p64)]}
+	if t.sig, err = strictB64.DecodeString(s64); err != nil {
+		return nil, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+	}
+	if t.Payload, err = strictB64.DecodeString(p64); err != nil {
+		return nil, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
+	}
+	return t, nil
 }
 
-// VerifyCompact is the one signature-verification path: it parses a compact
-// JWS (canonical unpadded base64url in all three parts; a protected header
-// that is a strict JSON object, without "crit"), checks that its "alg" is one
-// of [Options.Algorithms], selects the published key by the protected "kid"
-// and verifies the signature over the signing input exactly as received.
+// VerifySignature implements [oidc.KeySet]: [ParseCompact] then
+// [KeySet.Verify]; it returns the verified payload. It does not validate
+// claims.
+func (k *KeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	t, err := ParseCompact(jwt)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := k.Verify(ctx, t); err != nil {
+		return nil, err
+	}
+	return t.Payload, nil
+}
+
+// Verify is the one signature check: it accepts t only if its "alg" is one
+// of [Options.Algorithms] and a published key selected by its "kid" verifies
+// the signature over the signing input exactly as received. It returns the
+// kid of the key that verified (for a kid-less token, the kid of the
+// published key that fit).
 //
 // The key is chosen only by the protected "kid" among the keys from
 // [Options.URL]; "jku", "x5u", "x5c" and embedded "jwk" headers are ignored.
@@ -60,59 +103,25 @@ func (k *KeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 // (waiting for it honours ctx); within the interval it fails at once with
 // [ErrUnknownKey]. A token without kid is refused before any signature work
 // with [Options.RequireKID]; otherwise it is tried against every published key
-// that fits its algorithm, without refetch.
-//
-// Errors wrap [ErrMalformed], [ErrUnsupportedAlg], [ErrNotReady],
-// [ErrUnknownKey] or [ErrInvalidSignature]; on error the returned Verified
-// carries at most the kid, for logs.
-func (k *KeySet) VerifyCompact(ctx context.Context, token string) (Verified, error) {
-	var v Verified
-	if len(token) > MaxTokenBytes {
-		return v, fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
-	}
-	h64, rest, ok1 := strings.Cut(token, ".")
-	p64, s64, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || strings.IndexByte(s64, '.') >= 0 {
-		return v, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
-	}
-	hdr, err := strictB64.DecodeString(h64)
-	if err != nil {
-		return v, fmt.Errorf("%w: header is not base64url", ErrMalformed)
-	}
-	var h header
-	if err := json.Unmarshal(hdr, &h); err != nil || jsontext.Value(hdr).Kind() != '{' {
-		return v, fmt.Errorf("%w: header is not a strict JSON object (no duplicate members, valid UTF-8) with string alg and kid", ErrMalformed)
-	}
-	if h.Crit != nil {
-		return v, fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
-	}
-	v.KID, v.Alg = h.KID, h.Alg
-	info, ok := k.allowed(h.Alg)
+// that fits its algorithm, without refetch. Errors wrap [ErrUnsupportedAlg],
+// [ErrMalformed] (empty signature), [ErrNotReady], [ErrUnknownKey] or
+// [ErrInvalidSignature].
+func (k *KeySet) Verify(ctx context.Context, t *Token) (kid string, err error) {
+	info, ok := k.allowed(t.Alg)
 	if !ok {
-		return v, fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(h.Alg))
+		return t.KID, fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(t.Alg))
 	}
-	if h.KID == "" && k.requireKID {
-		return v, fmt.Errorf("%w: token has no kid", ErrUnknownKey)
+	if len(t.sig) == 0 {
+		return t.KID, fmt.Errorf("%w: empty signature", ErrMalformed)
 	}
-	sig, err := strictB64.DecodeString(s64)
-	if err != nil || len(sig) == 0 {
-		return v, fmt.Errorf("%w: signature is empty or not base64url", ErrMalformed)
-	}
-	payload, err := strictB64.DecodeString(p64)
-	if err != nil {
-		return v, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
+	if t.KID == "" && k.requireKID {
+		return "", fmt.Errorf("%w: token has no kid", ErrUnknownKey)
 	}
 	var buf [sha512.Size]byte
-	input := token[:len(h64)+1+len(p64)]
-	digest := hashInput(&buf, h.Alg, input)
-	v.KID, err = k.selectAndCheck(ctx, h.KID, h.Alg, info, func(key *key) bool {
-		return checkSig(key, h.Alg, input, digest, sig)
+	digest := hashInput(&buf, t.Alg, t.input)
+	return k.selectAndCheck(ctx, t.KID, t.Alg, info, func(key *key) bool {
+		return checkSig(key, t.Alg, t.input, digest, t.sig)
 	})
-	if err != nil {
-		return v, err
-	}
-	v.Payload = payload
-	return v, nil
 }
 
 var strictB64 = base64.RawURLEncoding.Strict()
