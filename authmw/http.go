@@ -108,24 +108,40 @@ func (m *Middleware) authenticate(r *http.Request) (*Principal, *Error) {
 	return p, nil
 }
 
-// stripPrincipalHeaders removes every X-MS-CLIENT-PRINCIPAL* header, whatever its case.
+// stripPrincipalHeaders removes every header that a front end such as Easy Auth
+// would set for the handler — X-MS-CLIENT-PRINCIPAL* and X-MS-TOKEN-* — in any
+// case and with '-' or '_' as separator (some servers and CGI-style gateways
+// map X_MS_CLIENT_PRINCIPAL to the same variable as X-MS-CLIENT-PRINCIPAL).
 func stripPrincipalHeaders(h http.Header) {
-	// Fast path: the common case has none.
-	found := false
 	for k := range h {
-		if len(k) >= len(headerPrincipal) && strings.EqualFold(k[:len(headerPrincipal)], headerPrincipal) {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return
-	}
-	for k := range h {
-		if len(k) >= len(headerPrincipal) && strings.EqualFold(k[:len(headerPrincipal)], headerPrincipal) {
+		if isFrontEndHeader(k) {
 			delete(h, k)
 		}
 	}
+}
+
+// isFrontEndHeader reports whether name starts with x-ms-client-principal or
+// x-ms-token-, ignoring case and treating '_' as '-'.
+func isFrontEndHeader(name string) bool {
+	return hasPrefixFold(name, "x-ms-client-principal") || hasPrefixFold(name, "x-ms-token-")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if c == '_' {
+			c = '-'
+		} else if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // bearerToken extracts the token of the single "Authorization: Bearer <token>"

@@ -38,6 +38,7 @@ type issuerSpec struct {
 type route struct {
 	issuer string
 	keys   *jwks.KeySet
+	entra  bool // discovered through Policy.TenantID: Entra claim rules, kid and tid required
 }
 
 // routeTable maps a token's iss to its route. It is replaced, never mutated.
@@ -148,6 +149,7 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 			RefreshInterval:    m.cfg.KeyRefreshInterval,
 			Now:                m.cfg.Now,
 			Logger:             m.cfg.Logger,
+			RequireKID:         spec.tenantID != "", // Entra always sends kid
 		})
 		if err != nil {
 			return permanent("%v", err)
@@ -157,7 +159,7 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 	spec.keys = ks
 	old := m.routes.Load()
 	nt := &routeTable{byIss: maps.Clone(old.byIss), pending: old.pending - 1}
-	nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks}
+	nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks, entra: spec.tenantID != ""}
 	m.routes.Store(nt)
 	if nt.pending == 0 {
 		close(m.discovered)

@@ -31,6 +31,8 @@ var EnvVars = []string{
 	"AUTHMW_EASYAUTH_HEADERS",
 	"AUTHMW_APP_ONLY",
 	"AUTHMW_MAX_TOKEN_AGE",
+	"AUTHMW_MAX_TOKEN_LIFETIME",
+	"AUTHMW_APPLICATION_CLAIM",
 	"AUTHMW_BOUND_CLAIMS",
 	"AUTHMW_CLAIM_MAPPINGS",
 	"AUTHMW_DISABLE_WWW_AUTHENTICATE",
@@ -57,6 +59,8 @@ var envForField = map[string]struct{ env, file string }{
 	"UnauthenticatedAction":  {"AUTHMW_UNAUTHENTICATED_ACTION", "globalValidation.unauthenticatedClientAction"},
 	"ClockSkew":              {"AUTHMW_CLOCK_SKEW", "f2fauth.clockSkew"},
 	"MaxTokenAge":            {"AUTHMW_MAX_TOKEN_AGE", "f2fauth.maxTokenAge"},
+	"MaxTokenLifetime":       {"AUTHMW_MAX_TOKEN_LIFETIME", "f2fauth.maxTokenLifetime"},
+	"ApplicationClaim":       {"AUTHMW_APPLICATION_CLAIM", "f2fauth.applicationClaim"},
 	"BoundClaims":            {"AUTHMW_BOUND_CLAIMS", "f2fauth.boundClaims"},
 	"ClaimMappings":          {"AUTHMW_CLAIM_MAPPINGS", "f2fauth.claimMappings"},
 	"AppOnly":                {"AUTHMW_APP_ONLY", "f2fauth.appOnly"},
@@ -155,6 +159,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	duration("ClockSkew", &p.ClockSkew, false)
 	duration("MaxTokenAge", &p.MaxTokenAge, false)
+	duration("MaxTokenLifetime", &p.MaxTokenLifetime, false)
+	p.ApplicationClaim = get("AUTHMW_APPLICATION_CLAIM")
 	duration("PolicyFileInterval", &c.PolicyFileInterval, true)
 	duration("KeyRefreshInterval", &c.KeyRefreshInterval, true)
 	duration("UnknownKeyInterval", &c.UnknownKeyInterval, true)

@@ -92,6 +92,8 @@ type f2fExtension struct {
 	BoundClaims            map[string]stringOrList `json:"boundClaims"`
 	ClaimMappings          map[string]string       `json:"claimMappings"`
 	MaxTokenAge            *jsonDuration           `json:"maxTokenAge"`
+	MaxTokenLifetime       *jsonDuration           `json:"maxTokenLifetime"`
+	ApplicationClaim       string                  `json:"applicationClaim"`
 	ClockSkew              *jsonDuration           `json:"clockSkew"`
 	EasyAuthHeaders        *bool                   `json:"easyAuthHeaders"`
 	DisableWWWAuthenticate *bool                   `json:"disableWWWAuthenticate"`
@@ -232,7 +234,7 @@ var authSettingsSchema = func() keySchema {
 			with("jwtClaimChecks", schemaKeys("allowedGroups", "allowedClientApplications")).
 			with("defaultAuthorizationPolicy", schemaKeys("allowedApplications").
 				with("allowedPrincipals", schemaKeys("groups", "identities"))))
-	f2f := schemaKeys("requiredRoles", "allowedTenants", "appOnly", "maxTokenAge", "clockSkew", "easyAuthHeaders",
+	f2f := schemaKeys("requiredRoles", "allowedTenants", "appOnly", "maxTokenAge", "maxTokenLifetime", "applicationClaim", "clockSkew", "easyAuthHeaders",
 		"disableWWWAuthenticate", "tenantId", "authorityHost", "issuers", "audiences").
 		with("boundClaims", anyKeys).with("claimMappings", anyKeys)
 	props := schemaKeys("platform", "login", "httpSettings", "clearInboundClaimsMapping").
@@ -448,6 +450,12 @@ func (ext *f2fExtension) applyTo(p *Policy) {
 	if ext.MaxTokenAge != nil {
 		p.MaxTokenAge = time.Duration(*ext.MaxTokenAge)
 	}
+	if ext.MaxTokenLifetime != nil {
+		p.MaxTokenLifetime = time.Duration(*ext.MaxTokenLifetime)
+	}
+	if ext.ApplicationClaim != "" {
+		p.ApplicationClaim = ext.ApplicationClaim
+	}
 	if ext.ClockSkew != nil {
 		p.ClockSkew = time.Duration(*ext.ClockSkew)
 	}
@@ -556,6 +564,12 @@ func MergePolicy(base, override Policy) Policy {
 	}
 	if override.ClockSkew != 0 {
 		out.ClockSkew = override.ClockSkew
+	}
+	if override.MaxTokenLifetime != 0 {
+		out.MaxTokenLifetime = override.MaxTokenLifetime
+	}
+	if override.ApplicationClaim != "" {
+		out.ApplicationClaim = override.ApplicationClaim
 	}
 	if override.UnauthenticatedAction != "" {
 		out.UnauthenticatedAction = override.UnauthenticatedAction

@@ -235,7 +235,6 @@ type KeySet struct {
 	url          string
 	client       *http.Client
 	algs         []allowedAlg
-	joseAlgs     []jose.SignatureAlgorithm
 	unknownEvery time.Duration
 	refreshEvery time.Duration
 	retryMin     time.Duration
@@ -312,7 +311,6 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 			continue
 		}
 		k.algs = append(k.algs, allowedAlg{name: name, info: info})
-		k.joseAlgs = append(k.joseAlgs, jose.SignatureAlgorithm(name))
 	}
 
 	durations := []struct {
