@@ -74,11 +74,12 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	cfg, _, errs := cfg.withDefaults()
 	pol := cfg.Policy
 	if cfg.PolicyFile != "" {
-		fp, err := LoadPolicyFile(cfg.PolicyFile)
+		fp, _, ignored, err := loadPolicyFile(cfg.PolicyFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("Config.PolicyFile: %w", err))
 		} else {
 			pol = MergePolicy(fp, cfg.Policy)
+			logIgnoredFields(cfg.Logger, cfg.PolicyFile, ignored)
 		}
 	}
 	cp, err := compilePolicy(pol)

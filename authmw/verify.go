@@ -163,6 +163,9 @@ func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState
 			}
 		}
 	}
+	if e := setPrincipalName(p, &st.cp.Policy, c.raw); e != nil {
+		return nil, zero, nil, e
+	}
 	if st.cp.Policy.EasyAuthHeaders {
 		p.easyAuth = buildEasyAuth(payload, &c)
 	}
