@@ -126,7 +126,7 @@ type Policy struct {
 }
 
 // ErrInvalidPolicy is wrapped by every problem Policy.Validate, ConfigFromEnv,
-// ParseAuthSettingsV2 and LoadPolicyFile report, so callers can test for it with errors.Is.
+// ParseAuthSettingsV2, ParseVaultJWTRole and LoadPolicyFile report, so callers can test for it with errors.Is.
 // The problems' messages do not repeat its text.
 var ErrInvalidPolicy = errors.New("authmw: invalid policy")
 

@@ -698,3 +698,52 @@ func FuzzParsePolicyDocument(f *testing.F) {
 		}
 	})
 }
+
+// FuzzClientAddress: any connection address and X-Forwarded-For header give a valid
+// address with no reason, or an invalid one with a reason, without panicking; a peer
+// that is not a trusted proxy is always the answer, whatever the header says.
+func FuzzClientAddress(f *testing.F) {
+	for _, s := range [][2]string{
+		{"10.0.0.5:1", "198.51.100.1, 10.0.0.9"}, {"192.0.2.7:1", "10.0.0.1"}, {"[fd00::1]:1", "[2001:db8::1]:443"},
+		{"10.0.0.5:1", ""}, {"10.0.0.5:1", ",,,"}, {"x", "y"}, {"[::ffff:10.0.0.5]:1", "::ffff:192.0.2.1"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("fd00::/64")}
+	f.Fuzz(func(t *testing.T, remote, xff string) {
+		r := &http.Request{RemoteAddr: remote, Header: http.Header{}}
+		if xff != "" {
+			r.Header.Set("X-Forwarded-For", xff)
+		}
+		got, why := clientAddress(r, proxies)
+		if got.IsValid() == (why != "") {
+			t.Fatalf("address %v with reason %q", got, why)
+		}
+		if peer, ok := parseHostAddr(remote); ok && !prefixesContain(proxies, peer) && got != peer {
+			t.Fatalf("untrusted peer %v answered as %v", peer, got)
+		}
+	})
+}
+
+// BenchmarkClientCheck is the per-request cost of AllowedClientCIDRs, direct and
+// through a trusted proxy.
+func BenchmarkClientCheck(b *testing.B) {
+	cr := newClientRule(&Policy{AllowedClientCIDRs: []string{"10.20.0.0/16", "192.0.2.0/24"}, TrustedProxies: []string{"10.0.0.0/24"}})
+	for _, bc := range []struct {
+		name, remote, xff string
+	}{{"direct", "192.0.2.7:5000", ""}, {"via proxy", "10.0.0.5:5000", "10.20.1.2, 10.0.0.9"}} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = bc.remote
+		if bc.xff != "" {
+			r.Header.Set("X-Forwarded-For", bc.xff)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if e := cr.check(r); e != nil {
+					b.Fatal(e)
+				}
+			}
+		})
+	}
+}
