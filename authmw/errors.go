@@ -41,6 +41,9 @@ const (
 	ReasonAnonymousForbidden    Reason = "anonymous_forbidden" // no token and UnauthenticatedAction is Return403
 )
 
+// ReasonClientAddressNotAllowed (403): the client address is not in Policy.AllowedClientCIDRs.
+const ReasonClientAddressNotAllowed Reason = "client_address_not_allowed"
+
 // ReasonKeysUnavailable is the reason for 503: the issuer's keys are not loaded yet.
 const ReasonKeysUnavailable Reason = "keys_unavailable"
 
@@ -140,4 +143,5 @@ var genericDetail = map[Reason]string{
 	ReasonClaimMismatch:            "A claim of the token does not match the policy.",
 	ReasonAnonymousForbidden:       "Anonymous requests are not allowed.",
 	ReasonKeysUnavailable:          "The issuer's signing keys are not available yet; retry later.",
+	ReasonClientAddressNotAllowed:  "Requests from this network address are not allowed.",
 }

@@ -66,6 +66,12 @@ func (m *Middleware) authenticate(r *http.Request) (*Principal, *Error) {
 		}
 		return nil, nil
 	}
+	if e := st.cp.client.check(r); e != nil {
+		if audit {
+			m.audit(r, start, OutcomeDenied, e.Status(), nil, e, false)
+		}
+		return nil, e
+	}
 	raw, herr := bearerToken(r.Header)
 	if herr == errNoToken {
 		switch st.cp.Policy.UnauthenticatedAction {
@@ -210,7 +216,7 @@ func (m *Middleware) denialHeaders(h http.Header, r *http.Request, e *Error) {
 		b.WriteString(`Bearer realm="`)
 		b.WriteString(quoteSafe(realm))
 		b.WriteString(`"`)
-		if e.Reason != ReasonAnonymousForbidden {
+		if e.Reason != ReasonAnonymousForbidden && e.Reason != ReasonClientAddressNotAllowed {
 			b.WriteString(`, error="insufficient_scope"`)
 		}
 		h.Set("WWW-Authenticate", b.String())

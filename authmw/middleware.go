@@ -54,7 +54,7 @@ type policyState struct {
 func newPolicyState(cp *compiledPolicy, gen uint64) *policyState {
 	p := &cp.Policy
 	st := &policyState{cp: cp, gen: gen}
-	st.needsClaims = cp.needsRawClaims || len(p.ClaimMappings) > 0 || len(p.BoundClaims) > 0
+	st.needsClaims = cp.needsRawClaims
 	if p.TenantID != "" {
 		st.authorizationURI = strings.TrimSuffix(p.AuthorityHost, "/") + "/" + p.TenantID + "/oauth2/authorize"
 		if len(p.Audiences) > 0 {
@@ -81,11 +81,12 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	cfg, errs := cfg.withDefaults()
 	pol := cfg.Policy
 	if cfg.PolicyFile != "" {
-		fp, err := LoadPolicyFile(cfg.PolicyFile)
+		fp, _, ignored, err := loadPolicyFile(cfg.PolicyFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("Config.PolicyFile: %w", err))
 		} else {
 			pol = MergePolicy(fp, cfg.Policy)
+			logIgnoredFields(cfg.Logger, cfg.PolicyFile, ignored)
 		}
 	}
 	cp, err := compilePolicy(pol)

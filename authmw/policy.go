@@ -127,10 +127,30 @@ type Policy struct {
 	// DisableWWWAuthenticate omits the WWW-Authenticate header from 401 responses
 	// (Easy Auth's login.disableWWWAuthenticate).
 	DisableWWWAuthenticate bool
+	// AllowedClientCIDRs, when non-nil, admits only requests whose client address is in
+	// one of these CIDR blocks ("10.0.0.0/8", "2001:db8::/32"; a bare address is that one
+	// address), like Vault's bound_cidrs. The client address is the connection's peer
+	// address (http.Request.RemoteAddr), or, when the peer is in TrustedProxies, the
+	// address X-Forwarded-For names (see TrustedProxies). Any other request on a
+	// protected path is answered 403 client_address_not_allowed before its token is
+	// read; ExcludedPaths are not checked. It is applied by Handler and Check (Verify
+	// has no request). nil: not checked; empty and non-nil: no address is accepted.
+	AllowedClientCIDRs []string
+	// TrustedProxies are the CIDR blocks of the reverse proxies in front of the service.
+	// Only when the connection comes from one of them is X-Forwarded-For read: its entries
+	// are walked from the right, skipping trusted proxies, and the first other address is
+	// the client (all trusted: the leftmost). A trusted proxy that sends no usable
+	// X-Forwarded-For leaves the client unknown, which AllowedClientCIDRs refuses.
+	// Default none: X-Forwarded-For is never believed.
+	TrustedProxies []string
+	// UserClaim names the claim whose string value becomes Principal.Name, like Vault's
+	// user_claim; a token without it, or with a non-string or empty value, is refused
+	// 403 claim_mismatch. "" (the default): Principal.Name is not set.
+	UserClaim string
 }
 
 // ErrInvalidPolicy is wrapped by every problem Policy.Validate, ConfigFromEnv,
-// ParseAuthSettingsV2 and LoadPolicyFile report, so callers can test for it with errors.Is.
+// ParseAuthSettingsV2, ParseVaultJWTRole and LoadPolicyFile report, so callers can test for it with errors.Is.
 // The problems' messages do not repeat its text.
 var ErrInvalidPolicy = errors.New("authmw: invalid policy")
 
@@ -310,6 +330,8 @@ func (p Policy) problems() []policyProblem {
 		{"AllowedGroups", p.AllowedGroups},
 		{"AllowedTenants", p.AllowedTenants},
 		{"RequiredRoles", p.RequiredRoles},
+		{"AllowedClientCIDRs", p.AllowedClientCIDRs},
+		{"TrustedProxies", p.TrustedProxies},
 	}
 	for _, l := range lists {
 		for i, it := range l.items {
@@ -365,6 +387,7 @@ func (p Policy) problems() []policyProblem {
 			add("ClaimMappings", "entry %q -> %q needs both a metadata key and a claim name", key, claim)
 		}
 	}
+	probs = append(probs, clientProblems(p)...)
 	return probs
 }
 

@@ -35,6 +35,8 @@ var EnvVars = []string{
 	"AUTHMW_APPLICATION_CLAIM",
 	"AUTHMW_BOUND_CLAIMS",
 	"AUTHMW_CLAIM_MAPPINGS",
+	"AUTHMW_ALLOWED_CLIENT_CIDRS",
+	"AUTHMW_TRUSTED_PROXIES",
 	"AUTHMW_DISABLE_WWW_AUTHENTICATE",
 	"AUTHMW_POLICY_FILE_INTERVAL",
 	"AUTHMW_ALGORITHMS",
@@ -65,6 +67,8 @@ var envForField = map[string]struct{ env, file string }{
 	"ClaimMappings":          {"AUTHMW_CLAIM_MAPPINGS", "f2fauth.claimMappings"},
 	"AppOnly":                {"AUTHMW_APP_ONLY", "f2fauth.appOnly"},
 	"InsecureAllowAnyCaller": {"AUTHMW_INSECURE_ALLOW_ANY_CALLER", ""},
+	"AllowedClientCIDRs":     {"AUTHMW_ALLOWED_CLIENT_CIDRS", ""},
+	"TrustedProxies":         {"AUTHMW_TRUSTED_PROXIES", ""},
 	"PolicyFileInterval":     {"AUTHMW_POLICY_FILE_INTERVAL", ""},
 	"KeyRefreshInterval":     {"AUTHMW_KEY_REFRESH_INTERVAL", ""},
 	"UnknownKeyInterval":     {"AUTHMW_UNKNOWN_KEY_INTERVAL", ""},
@@ -128,6 +132,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	p.AllowedTenants = list("AUTHMW_ALLOWED_TENANTS")
 	p.RequiredRoles = list("AUTHMW_REQUIRED_ROLES")
 	p.ExcludedPaths = splitList(get("AUTHMW_EXCLUDED_PATHS"))
+	p.AllowedClientCIDRs = list("AUTHMW_ALLOWED_CLIENT_CIDRS")
+	p.TrustedProxies = splitList(get("AUTHMW_TRUSTED_PROXIES"))
 
 	if v := get("AUTHMW_UNAUTHENTICATED_ACTION"); v != "" {
 		a, err := parseUnauthenticatedAction(v)
@@ -216,23 +222,24 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	// Validate what will actually be enforced: the file (if any) with the environment over it.
 	merged := c.Policy
 	c.PolicyFile = get("AUTHMW_POLICY_FILE")
-	fileHint := ""
+	fileHint, format := "", formatAuthSettingsV2
 	if c.PolicyFile != "" {
-		fp, err := LoadPolicyFile(c.PolicyFile)
+		fp, ff, _, err := loadPolicyFile(c.PolicyFile)
 		if err != nil {
 			bad("AUTHMW_POLICY_FILE", "cannot be used: %v: fix the file or unset the variable", err)
 			return c, joinConfigErrors(errs)
 		}
 		merged = MergePolicy(fp, c.Policy)
-		fileHint = c.PolicyFile
+		fileHint, format = c.PolicyFile, ff
 	}
-	errs = append(errs, merged.problemErrs(settingNames(fileHint))...)
+	errs = append(errs, merged.problemErrs(settingNames(fileHint, format))...)
 	return c, joinConfigErrors(errs)
 }
 
 // settingNames returns how problems name a Policy field: by its environment variable
-// (short), and also by its key in the policy file at path, when path is set (name).
-func settingNames(path string) (name, short func(field string) string) {
+// (short), and also by its key in the policy file at path, of the given format, when
+// path is set (name).
+func settingNames(path string, format policyFormat) (name, short func(field string) string) {
 	short = func(field string) string {
 		if m, ok := envForField[field]; ok {
 			return m.env
@@ -240,8 +247,8 @@ func settingNames(path string) (name, short func(field string) string) {
 		return "Policy." + field
 	}
 	name = func(field string) string {
-		if m := envForField[field]; path != "" && m.file != "" {
-			return m.env + " (or " + m.file + " in AUTHMW_POLICY_FILE " + path + ")"
+		if key := format.fileKey(field); path != "" && key != "" {
+			return short(field) + " (or " + key + " in AUTHMW_POLICY_FILE " + path + ")"
 		}
 		return short(field)
 	}

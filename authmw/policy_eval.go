@@ -34,6 +34,8 @@ type compiledPolicy struct {
 	excludedExact  set
 	excludedPrefix []excludedPrefix
 
+	client *clientRule // AllowedClientCIDRs and TrustedProxies; nil: not checked
+
 	// needsRawClaims tells the core to decode every claim into tokenClaims.raw:
 	// BoundClaims, ClaimMappings and EasyAuthHeaders read claims beyond the typed ones.
 	needsRawClaims bool
@@ -132,7 +134,8 @@ func compilePolicy(p Policy) (*compiledPolicy, error) {
 		}
 		cp.excludedExact[e] = struct{}{}
 	}
-	cp.needsRawClaims = len(p.BoundClaims) > 0 || len(p.ClaimMappings) > 0 || p.EasyAuthHeaders
+	cp.needsRawClaims = len(p.BoundClaims) > 0 || len(p.ClaimMappings) > 0 || p.EasyAuthHeaders || p.UserClaim != ""
+	cp.client = newClientRule(&p)
 	return cp, nil
 }
 
@@ -146,6 +149,8 @@ func clonePolicy(p Policy) Policy {
 	p.AllowedTenants = slices.Clone(p.AllowedTenants)
 	p.RequiredRoles = slices.Clone(p.RequiredRoles)
 	p.ExcludedPaths = slices.Clone(p.ExcludedPaths)
+	p.AllowedClientCIDRs = slices.Clone(p.AllowedClientCIDRs)
+	p.TrustedProxies = slices.Clone(p.TrustedProxies)
 	if p.BoundClaims != nil {
 		bc := make(map[string][]string, len(p.BoundClaims))
 		for k, v := range p.BoundClaims {

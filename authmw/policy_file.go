@@ -18,28 +18,36 @@ import (
 const maxPolicyFileBytes = 1 << 20
 
 // LoadPolicyFile reads a policy from a JSON file in the shape of Easy Auth's
-// authsettingsV2 (see ParseAuthSettingsV2). The result is not validated on its own,
+// authsettingsV2 (see ParseAuthSettingsV2) or of a Vault/OpenBao JWT auth role (see
+// ParseVaultJWTRole), told apart by their keys. The result is not validated on its own,
 // because environment settings may complete it: merge it (MergePolicy) and call
 // Policy.Validate on the result. Errors name the file and wrap ErrInvalidPolicy when
 // the content is at fault.
 func LoadPolicyFile(path string) (Policy, error) {
+	p, _, _, err := loadPolicyFile(path)
+	return p, err
+}
+
+// loadPolicyFile is LoadPolicyFile also returning the file's format and the fields it
+// read but does not honour (to be logged).
+func loadPolicyFile(path string) (Policy, policyFormat, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Policy{}, fmt.Errorf("policy file: %w", err)
+		return Policy{}, 0, nil, fmt.Errorf("policy file: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFileBytes+1))
 	if err != nil {
-		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
+		return Policy{}, 0, nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
 	if len(data) > maxPolicyFileBytes {
-		return Policy{}, invalidPolicy("policy file %s is larger than %d bytes", path, maxPolicyFileBytes)
+		return Policy{}, 0, nil, invalidPolicy("policy file %s is larger than %d bytes", path, maxPolicyFileBytes)
 	}
-	p, err := ParseAuthSettingsV2(data)
+	p, format, ignored, err := parsePolicyDocument(data)
 	if err != nil {
-		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
+		return Policy{}, 0, nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
-	return p, nil
+	return p, format, ignored, nil
 }
 
 // authSettingsV2 is the part of Easy Auth's authsettingsV2 properties that authmw
@@ -550,6 +558,9 @@ func MergePolicy(base, override Policy) Policy {
 	list(&out.AllowedTenants, override.AllowedTenants)
 	list(&out.RequiredRoles, override.RequiredRoles)
 	list(&out.ExcludedPaths, override.ExcludedPaths)
+	list(&out.AllowedClientCIDRs, override.AllowedClientCIDRs)
+	list(&out.TrustedProxies, override.TrustedProxies)
+	str(&out.UserClaim, override.UserClaim)
 	if override.AppOnly {
 		out.AppOnly = true
 	}

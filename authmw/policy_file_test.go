@@ -269,8 +269,8 @@ func TestMergePolicy(t *testing.T) {
 			BoundClaims: map[string][]string{"c": {"v"}}, ClaimMappings: map[string]string{"k": "c"},
 			MaxTokenAge: time.Hour, ClockSkew: 2 * time.Minute, ExcludedPaths: []string{"/p"},
 			UnauthenticatedAction: Return403, EasyAuthHeaders: true, DisableWWWAuthenticate: true,
-			InsecureAllowAnyCaller: true,
-			ApplicationClaim:       "client_id", MaxTokenLifetime: time.Hour,
+			InsecureAllowAnyCaller: true, AllowedClientCIDRs: []string{"10.0.0.0/8"}, TrustedProxies: []string{"10.1.0.0/16"},
+			UserClaim: "oid", ApplicationClaim: "client_id", MaxTokenLifetime: time.Hour,
 		}
 		got := MergePolicy(base, over)
 		over.AppOnly = true // base's true stays
@@ -286,7 +286,7 @@ func TestMergePolicy(t *testing.T) {
 	})
 	t.Run("every field covered", func(t *testing.T) {
 		// If a field is added to Policy, MergePolicy must learn it: this counts the fields.
-		if n := reflect.TypeFor[Policy]().NumField(); n != 21 {
+		if n := reflect.TypeFor[Policy]().NumField(); n != 24 {
 			t.Errorf("Policy has %d fields; update MergePolicy and this test", n)
 		}
 	})

@@ -272,7 +272,7 @@ func TestChecksTurnedOff(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			next := clonePolicy(full)
 			tt.change(&next)
-			off := strings.Join(checksTurnedOff(full, next), "; ")
+			off := strings.Join(checksTurnedOff(full, next, formatAuthSettingsV2), "; ")
 			if (tt.want == "") != (off == "") || !strings.Contains(off, tt.want) {
 				t.Errorf("checksTurnedOff = %q, want %q", off, tt.want)
 			}

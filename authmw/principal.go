@@ -19,6 +19,8 @@ type Principal struct {
 	KeyID     string    // kid of the key that signed the token
 	Version   string    // ver: "1.0" or "2.0" for Entra tokens
 	ExpiresAt time.Time // exp
+	// Name is the value of the claim named by Policy.UserClaim; "" when that is not set.
+	Name string
 	// Metadata holds values copied from claims by Policy.ClaimMappings.
 	Metadata map[string]string
 	// Claims holds every claim of the token, as decoded JSON (numbers as float64).

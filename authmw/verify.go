@@ -138,6 +138,9 @@ func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState
 			}
 		}
 	}
+	if e := setPrincipalName(p, &st.cp.Policy, &c); e != nil {
+		return nil, zero, nil, nokey, e
+	}
 	if st.cp.Policy.EasyAuthHeaders {
 		p.easyAuth = buildEasyAuth(&c, p.AppID)
 	}
