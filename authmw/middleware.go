@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	if cfg.PolicyFile != "" {
 		fp, err := LoadPolicyFile(cfg.PolicyFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("Config.PolicyFile: %w", err))
+			errs = append(errs, fmt.Errorf("AUTHMW_POLICY_FILE (Config.PolicyFile): %w", err))
 		} else {
 			pol = MergePolicy(fp, cfg.Policy)
 		}
@@ -148,7 +148,7 @@ func (m *Middleware) SetPolicy(p Policy) error {
 		return fmt.Errorf("authmw: SetPolicy: %w", err)
 	}
 	if issuerKey(&cp.Policy) != m.issKey {
-		return errors.New("authmw: SetPolicy: Policy.TenantID, Policy.AuthorityHost and Policy.Issuers cannot change at run time; restart to change issuers")
+		return errors.New("authmw: SetPolicy: the issuer settings AUTHMW_TENANT_ID, AUTHMW_AUTHORITY_HOST and AUTHMW_ISSUER (Policy.TenantID, Policy.AuthorityHost, Policy.Issuers) cannot change at run time; restart to change issuers")
 	}
 	m.mu.Lock()
 	m.gen++

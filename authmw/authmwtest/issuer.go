@@ -52,9 +52,11 @@ type Issuer struct {
 	srv         *httptest.Server
 	closeOnce   sync.Once
 
-	down          atomic.Bool
-	jwksCount     atomic.Int64
-	discoverCount atomic.Int64
+	down           atomic.Bool
+	jwksCount      atomic.Int64
+	discoverCount  atomic.Int64
+	discoveryFault atomic.Pointer[Fault]
+	jwksFault      atomic.Pointer[Fault]
 
 	keys keyring
 }
@@ -221,6 +223,10 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+		return
+	}
+	if f := i.fault(kind); f != nil {
+		f.write(w)
 		return
 	}
 	if tenant != i.tenantID && !(kind == routeJWKS && tenant == "common") {
