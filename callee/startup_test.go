@@ -1,11 +1,14 @@
 package callee_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/f2fauth/f2fauth/authmw"
 	"github.com/f2fauth/f2fauth/authmw/authmwtest"
 	"github.com/f2fauth/f2fauth/callee"
 	"github.com/f2fauth/f2fauth/internal/testutil"
@@ -432,5 +436,51 @@ func TestCalleeBinaryWaitsOutAnOutage(t *testing.T) {
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	if code := p.waitExit(t); code != 0 {
 		t.Errorf("exit status %d after SIGINT; want 0:\n%s", code, p.stderr)
+	}
+}
+
+// TestHealthReportsPermanentFailure: the health endpoint of a callee whose
+// tenant is unknown answers 503 naming the setting and a permanent failure,
+// and WaitStarted returns the StartupError that makes Run exit.
+func TestHealthReportsPermanentFailure(t *testing.T) {
+	t.Parallel()
+	iss := newIssuer(t)
+	iss.SetDiscoveryFault(authmwtest.UnknownTenant(otherTenant))
+	env := settingsFor(iss)
+	env["AUTHMW_TENANT_ID"] = otherTenant
+	logs := &testutil.SyncBuffer{}
+	s, err := callee.NewServer(t.Context(), func(k string) string { return env[k] }, callee.NewLogger(logs, slog.LevelDebug))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), exitGuard)
+	defer cancel()
+	err = s.WaitStarted(ctx)
+	se, ok := errors.AsType[*callee.StartupError](err)
+	if !ok || se.Source.Setting != "AUTHMW_TENANT_ID" || !errors.Is(err, authmw.ErrSourcePermanent) {
+		t.Fatalf("WaitStarted = %v; want a StartupError naming AUTHMW_TENANT_ID", err)
+	}
+	resp, body, err := get(t, srv.URL+callee.HealthzPath, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h healthReport
+	if err := json.Unmarshal(body, &h); err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || h.Ready || h.Status != "unavailable" ||
+		len(h.Issuers) == 0 || h.Issuers[0].Failure != "permanent" || h.Issuers[0].Setting != "AUTHMW_TENANT_ID" {
+		t.Fatalf("health: %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "AADSTS") || strings.Contains(string(body), "error_description") {
+		t.Errorf("health body quotes the authority's answer (kept for the logs): %s", body)
+	}
+	// The host's readiness probe stays cheap and says nothing about the keys.
+	if resp, body, err := get(t, srv.URL+callee.ReadyPath, ""); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /: %v %v %s", resp, err, body)
 	}
 }
