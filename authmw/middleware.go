@@ -155,7 +155,7 @@ func (m *Middleware) SetPolicy(p Policy) error {
 	gen := m.gen
 	m.state.Store(newPolicyState(cp, gen))
 	m.mu.Unlock()
-	m.log.Info("authmw: policy replaced", "generation", gen)
+	m.log.Info("authmw: policy replaced", "generation", gen, "policy_version", policyVersion(&cp.Policy))
 	return nil
 }
 
