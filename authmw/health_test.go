@@ -319,3 +319,26 @@ func TestAuditRecordKeys(t *testing.T) {
 		t.Error("the token's signature is in the logs")
 	}
 }
+
+// WaitReady's error when it gives up says why, with one "authmw:" prefix.
+func TestWaitReadyErrorNamesTheSetting(t *testing.T) {
+	t.Parallel()
+	iss := newHealthIssuer(t)
+	iss.SetDown(true)
+	m := newHealthMiddleware(t, Policy{Issuers: []string{iss.IssuerV2()}}, nil)
+	readinessError(t, m)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := m.WaitReady(ctx)
+	if !errors.Is(err, ErrNotReady) || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrSourceTransient) {
+		t.Fatalf("WaitReady = %v", err)
+	}
+	msg := err.Error()
+	if strings.Count(msg, "authmw: ") != 1 || !strings.Contains(msg, "AUTHMW_ISSUER") || strings.Contains(msg, "\n") {
+		t.Errorf("WaitReady error: %s", msg)
+	}
+	m.Close()
+	if err := m.WaitReady(context.Background()); !errors.Is(err, ErrNotReady) || strings.Count(err.Error(), "authmw: ") != 1 {
+		t.Errorf("WaitReady after Close = %v", err)
+	}
+}

@@ -248,20 +248,30 @@ func (m *Middleware) Ready() bool {
 }
 
 // WaitReady blocks until [Middleware.Ready] or ctx is done: it waits for the
-// signal of the last discovery, then for each key set's first load.
+// signal of the last discovery, then for each key set's first load. When ctx
+// ends first, the error is the [*ReadinessError] of that moment (naming each
+// failing issuer's setting) joined with ctx's error; both ErrNotReady and
+// ctx's error match errors.Is.
 func (m *Middleware) WaitReady(ctx context.Context) error {
+	gaveUp := func() error {
+		if err := m.ReadinessError(); err != nil {
+			return fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		}
+		return fmt.Errorf("%w: %w", ErrNotReady, ctx.Err())
+	}
+	closed := fmt.Errorf("%w: the Middleware is closed", ErrNotReady)
 	select {
 	case <-m.discovered:
 	case <-ctx.Done():
-		return fmt.Errorf("authmw: waiting for signing keys: %w", errors.Join(ErrNotReady, ctx.Err()))
+		return gaveUp()
 	case <-m.ctx.Done():
-		return fmt.Errorf("authmw: middleware closed: %w", ErrNotReady)
+		return closed
 	}
 	for _, r := range m.routes.Load().byIss {
 		if err := r.keys.WaitReady(ctx); errors.Is(err, jwks.ErrClosed) {
-			return fmt.Errorf("authmw: middleware closed: %w", ErrNotReady)
+			return closed
 		} else if err != nil {
-			return fmt.Errorf("authmw: waiting for signing keys: %w", errors.Join(ErrNotReady, ctx.Err()))
+			return gaveUp()
 		}
 	}
 	return nil

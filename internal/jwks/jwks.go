@@ -246,8 +246,11 @@ type KeySet struct {
 
 	keys     atomic.Pointer[keyMap]
 	fetches  atomic.Int64
-	loadedAt atomic.Int64  // UnixNano of the last successful load; 0 before
-	ready    chan struct{} // closed on the first successful load
+	loadedAt atomic.Int64 // UnixNano of the last successful load; 0 before
+	// failingSince is the UnixNano of the first of the current run of failed
+	// fetches of the background loop; 0 when the last one succeeded.
+	failingSince atomic.Int64
+	ready        chan struct{} // closed on the first successful load
 
 	ctx    context.Context // background lifecycle, cancelled by Close
 	cancel context.CancelFunc
@@ -418,7 +421,6 @@ func (k *KeySet) run() {
 	defer k.wg.Done()
 	backoff := retry.Backoff{Initial: k.retryMin, Max: k.retryMax}
 	failures := 0
-	var failingSince time.Time
 	for {
 		err := k.fetchShared(false)
 		if k.ctx.Err() != nil {
@@ -428,11 +430,11 @@ func (k *KeySet) run() {
 		if err != nil {
 			failures++
 			if failures == 1 {
-				failingSince = time.Now()
+				k.failingSince.Store(time.Now().UnixNano())
 			}
 			wait = RetryDelay(backoff, failures, err)
 			level := slog.LevelWarn
-			if time.Since(failingSince) >= ErrorLogAfter {
+			if time.Since(time.Unix(0, k.failingSince.Load())) >= ErrorLogAfter {
 				level = slog.LevelError
 			}
 			k.log.LogAttrs(k.ctx, level, "jwks: fetch failed; will retry",
@@ -440,6 +442,7 @@ func (k *KeySet) run() {
 				slog.Int64("retry_in_ms", wait.Milliseconds()))
 		} else {
 			failures = 0
+			k.failingSince.Store(0)
 			wait = k.refreshEvery + time.Duration(rand.Float64()*float64(k.refreshEvery/20))
 		}
 		if !retry.Sleep(k.ctx, wait) {
