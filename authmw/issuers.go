@@ -105,28 +105,25 @@ func (m *Middleware) discoverLoop(spec *issuerSpec) {
 		if m.ctx.Err() != nil {
 			return // closed: the failure is ours, not the issuer's
 		}
-		var since time.Time
-		if err != nil {
-			err = explain(spec, err, false)
+		if err == nil {
+			return // discover cleared spec.err with the route installed
 		}
+		se := explain(spec, err, false)
 		m.mu.Lock()
-		spec.err = err
-		if err != nil && spec.failingSince.IsZero() {
+		spec.err = se
+		if spec.failingSince.IsZero() {
 			spec.failingSince = time.Now()
 		}
-		since = spec.failingSince
+		since := spec.failingSince
 		m.mu.Unlock()
-		if err == nil {
-			return
-		}
-		wait := jwks.RetryDelay(backoff, failures, err)
+		wait := jwks.RetryDelay(backoff, failures, se)
 		level := slog.LevelWarn
 		if time.Since(since) >= jwks.ErrorLogAfter {
 			level = slog.LevelError
 		}
 		m.log.LogAttrs(m.ctx, level, "authmw: issuer discovery failed; retrying",
-			slog.String("setting", spec.setting), slog.String("url", spec.base), slog.String("class", sourceClass(err)),
-			slog.Int("attempt", failures), slog.Int64("retry_in_ms", wait.Milliseconds()), slog.String("error", err.Error()))
+			slog.String("setting", se.Setting), slog.String("url", spec.base), slog.String("class", sourceClass(se)),
+			slog.Int("attempt", failures), slog.Int64("retry_in_ms", wait.Milliseconds()), slog.String("error", se.Error()))
 		if !retry.Sleep(m.ctx, wait) {
 			return
 		}
@@ -189,7 +186,7 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 	}
 	spec.keys = ks
 	spec.issuer = meta.Issuer
-	spec.failingSince = time.Time{}
+	spec.err, spec.failingSince = nil, time.Time{}
 	old := m.routes.Load()
 	nt := &routeTable{byIss: maps.Clone(old.byIss), pending: old.pending - 1}
 	nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks}

@@ -427,6 +427,7 @@ func TestCalleeBinaryWaitsOutAnOutage(t *testing.T) {
 		t.Fatalf("callee exited:\n%s", p.stderr)
 	}
 	out := p.stderr.String()
+	t.Logf("callee output:\n%s", out)
 	if !strings.Contains(out, `"level":"WARN","msg":"authmw: issuer discovery failed; retrying"`) || !strings.Contains(out, `"class":"transient"`) {
 		t.Errorf("the outage was not logged as a transient discovery failure:\n%s", out)
 	}
