@@ -485,3 +485,25 @@ func TestHealthReportsPermanentFailure(t *testing.T) {
 		t.Fatalf("GET /: %v %v %s", resp, err, body)
 	}
 }
+
+// NewServer's configuration error lists the callee's and authmw's problems
+// under one prefix and still matches both packages' sentinels.
+func TestConfigErrorOnePrefix(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"CALLEE_LOG_LEVEL": "loud", "AUTHMW_TENANT_ID": "contoso.com", "AUTHMW_AUDIENCES": startupAudience,
+		"AUTHMW_ALLOWED_APPLICATIONS": startupApp, "PORT": "99999"}
+	_, err := callee.NewServer(t.Context(), func(k string) string { return env[k] }, nil)
+	ce, ok := errors.AsType[*callee.ConfigError](err)
+	if !ok || !errors.Is(err, callee.ErrConfig) || !errors.Is(err, authmw.ErrInvalidPolicy) {
+		t.Fatalf("NewServer = %v; want a ConfigError matching ErrConfig and authmw.ErrInvalidPolicy", err)
+	}
+	if len(ce.Problems) != 3 {
+		t.Errorf("problems %q; want 3 (CALLEE_LOG_LEVEL, PORT, AUTHMW_TENANT_ID)", ce.Problems)
+	}
+	assertOneMessage(t, err.Error())
+	for _, w := range []string{"CALLEE_LOG_LEVEL", "PORT", "AUTHMW_TENANT_ID"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %s: %v", w, err)
+		}
+	}
+}
