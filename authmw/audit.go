@@ -44,24 +44,41 @@ func (m *Middleware) audit(r *http.Request, start time.Time, outcome Outcome, st
 		return
 	}
 	attrs := make([]slog.Attr, 0, 14)
+	attrs = append(attrs, slog.String("outcome", string(d.Outcome)))
+	// Status is the HTTP status sent; a request passed on (allowed, anonymous,
+	// excluded) sent none yet, so the key is absent rather than 0. Likewise an
+	// empty reason, and identity keys a decision without a token does not have.
+	if d.Status != 0 {
+		attrs = append(attrs, slog.Int("status", d.Status))
+	}
+	if d.Reason != "" {
+		attrs = append(attrs, slog.String("reason", string(d.Reason)))
+	}
+	if p != nil {
+		attrs = append(attrs,
+			slog.String("appid", d.AppID),
+			slog.String("oid", d.ObjectID),
+			slog.String("tid", d.TenantID),
+			slog.String("kid", d.KeyID),
+		)
+	}
 	attrs = append(attrs,
-		slog.String("outcome", string(d.Outcome)),
-		slog.Int("status", d.Status),
-		slog.String("reason", string(d.Reason)),
-		slog.String("appid", d.AppID),
-		slog.String("oid", d.ObjectID),
-		slog.String("tid", d.TenantID),
-		slog.String("kid", d.KeyID),
 		slog.String("client_ip", d.ClientIP),
 		slog.String("method", d.Method),
 		slog.String("path", d.Path),
 		slog.Bool("cached", d.Cached),
-		slog.Duration("duration", d.Duration),
+		slog.Float64("duration_ms", durationMS(d.Duration)),
 	)
 	if e != nil {
 		attrs = append(attrs, slog.String("detail", errDetail(e)))
 	}
 	m.cfg.Logger.LogAttrs(ctx, level, auditMsg, attrs...)
+}
+
+// durationMS is d in milliseconds, to the microsecond: the one unit of
+// durations in every log record (key suffix _ms).
+func durationMS(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
 }
 
 // errDetail is the server-side explanation of a denial (detail and cause).

@@ -99,21 +99,21 @@ func (c Config) withDefaults() (Config, []error) {
 	}
 	for _, a := range c.Algorithms {
 		if !supportedAlgorithms[a] {
-			errs = append(errs, fmt.Errorf("Config.Algorithms: %q is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or ES512; never none or HMAC)", a))
+			errs = append(errs, fmt.Errorf("AUTHMW_ALGORITHMS (Config.Algorithms): %q is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or ES512; never none or HMAC)", a))
 		}
 	}
 	if c.PolicyFileInterval < 0 {
-		errs = append(errs, fmt.Errorf("Config.PolicyFileInterval: must not be negative (got %s)", c.PolicyFileInterval))
+		errs = append(errs, fmt.Errorf("AUTHMW_POLICY_FILE_INTERVAL (Config.PolicyFileInterval): must not be negative (got %s)", c.PolicyFileInterval))
 	} else if c.PolicyFileInterval == 0 {
 		c.PolicyFileInterval = DefaultPolicyFileInterval
 	}
 	if c.KeyRefreshInterval < 0 {
-		errs = append(errs, fmt.Errorf("Config.KeyRefreshInterval: must not be negative (got %s)", c.KeyRefreshInterval))
+		errs = append(errs, fmt.Errorf("AUTHMW_KEY_REFRESH_INTERVAL (Config.KeyRefreshInterval): must not be negative (got %s)", c.KeyRefreshInterval))
 	} else if c.KeyRefreshInterval == 0 {
 		c.KeyRefreshInterval = DefaultKeyRefreshInterval
 	}
 	if c.UnknownKeyInterval < 0 {
-		errs = append(errs, fmt.Errorf("Config.UnknownKeyInterval: must not be negative (got %s)", c.UnknownKeyInterval))
+		errs = append(errs, fmt.Errorf("AUTHMW_UNKNOWN_KEY_INTERVAL (Config.UnknownKeyInterval): must not be negative (got %s)", c.UnknownKeyInterval))
 	} else if c.UnknownKeyInterval == 0 {
 		c.UnknownKeyInterval = DefaultUnknownKeyInterval
 	}

@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	if cfg.PolicyFile != "" {
 		fp, _, ignored, err := loadPolicyFile(cfg.PolicyFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("Config.PolicyFile: %w", err))
+			errs = append(errs, fmt.Errorf("AUTHMW_POLICY_FILE (Config.PolicyFile): %w", err))
 		} else {
 			pol = MergePolicy(fp, cfg.Policy)
 			logIgnoredFields(cfg.Logger, cfg.PolicyFile, ignored)
@@ -149,14 +149,14 @@ func (m *Middleware) SetPolicy(p Policy) error {
 		return fmt.Errorf("authmw: SetPolicy: %w", err)
 	}
 	if issuerKey(&cp.Policy) != m.issKey {
-		return errors.New("authmw: SetPolicy: Policy.TenantID, Policy.AuthorityHost and Policy.Issuers cannot change at run time; restart to change issuers")
+		return errors.New("authmw: SetPolicy: the issuer settings AUTHMW_TENANT_ID, AUTHMW_AUTHORITY_HOST and AUTHMW_ISSUER (Policy.TenantID, Policy.AuthorityHost, Policy.Issuers) cannot change at run time; restart to change issuers")
 	}
 	m.mu.Lock()
 	m.gen++
 	gen := m.gen
 	m.state.Store(newPolicyState(cp, gen))
 	m.mu.Unlock()
-	m.log.Info("authmw: policy replaced", "generation", gen)
+	m.log.Info("authmw: policy replaced", "generation", gen, "policy_version", policyVersion(&cp.Policy))
 	return nil
 }
 

@@ -160,7 +160,8 @@ func (w *policyWatcher) poll() {
 		reject("could not be applied", err)
 		return
 	}
-	w.logger.Info("authmw: policy file change applied", slog.String("path", w.path))
+	// SetPolicy logged the event ("authmw: policy replaced"); one message per event.
+	w.logger.Debug("authmw: policy file change applied", slog.String("path", w.path))
 	logIgnoredFields(w.logger, w.path, ignored)
 }
 

@@ -103,22 +103,23 @@ func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Log
 	if logger == nil {
 		logger = NewLogger(os.Stderr, level)
 	}
-	var mw *authmw.Middleware
+	// Every setting is checked before anything starts: a configuration error is
+	// reported alone, never after background discovery has begun.
 	cfg, err := authmw.ConfigFromEnv(getenv)
 	if err == nil {
 		// The gateway hands the upstream the verified identity as Easy Auth does.
 		cfg.Policy.EasyAuthHeaders = cfg.Policy.EasyAuthHeaders || gwCfg != nil
-		cfg.Logger = logger
-		mw, err = authmw.New(ctx, cfg)
 	}
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		if mw != nil {
-			mw.Close()
-		}
-		return nil, errors.Join(errs...)
+		return nil, newConfigError(errs)
+	}
+	cfg.Logger = logger
+	mw, err := authmw.New(ctx, cfg)
+	if err != nil {
+		return nil, newConfigError([]error{err})
 	}
 	s := newServer(mw, logger, addr)
 	if gwCfg != nil {
@@ -147,8 +148,9 @@ func newServer(mw *authmw.Middleware, logger *slog.Logger, addr string) *Server 
 	e.Server.IdleTimeout = 2 * time.Minute
 	e.Server.MaxHeaderBytes = maxHeaderSize
 
-	// authmw guards everything, including unknown paths; only the host's readiness
-	// probe bypasses it, whatever AUTHMW_EXCLUDED_PATHS says.
+	// authmw guards everything, including unknown paths (the health endpoint too,
+	// unless AUTHMW_EXCLUDED_PATHS lists it); only the host's readiness probe
+	// bypasses it, whatever AUTHMW_EXCLUDED_PATHS says.
 	e.Use(bypassReadiness(echomw.Middleware(mw)))
 	e.GET(ReadyPath, s.ready)
 	e.HEAD(ReadyPath, s.ready)
@@ -212,7 +214,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("callee: serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.logger.Info("callee: shutting down", "timeout", s.shutdown.String())
+	// After a failed start the StartupError is the one message; the shutdown is routine.
+	level := slog.LevelInfo
+	if _, failed := errors.AsType[*StartupError](context.Cause(ctx)); failed {
+		level = slog.LevelDebug
+	}
+	s.logger.Log(ctx, level, "callee: shutting down", "timeout_ms", s.shutdown.Milliseconds())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdown)
 	defer cancel()
 	err := srv.Shutdown(sctx)
@@ -225,7 +232,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("callee: shutdown: %w", err)
 	}
-	s.logger.Info("callee: stopped")
+	s.logger.Log(ctx, level, "callee: stopped")
 	return nil
 }
 
@@ -243,7 +250,10 @@ func (s *Server) Close() error {
 // Run is the callee's whole program: it builds the server from getenv, listens on
 // 127.0.0.1 (the Functions host dials 127.0.0.1) and serves until ctx is cancelled or
 // the process receives SIGTERM or SIGINT, then shuts down gracefully. A configuration
-// error is returned before anything listens; main prints it and exits non-zero.
+// error ([*ConfigError]) is returned before anything listens. A permanent failure of
+// an issuer before its keys load (unknown tenant, issuer mismatch, no usable key) stops
+// the server and is returned as a [*StartupError]; transient ones are waited out.
+// main prints the error and exits non-zero.
 func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -252,15 +262,22 @@ func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) e
 		return err
 	}
 	defer s.Close()
-	return s.ListenAndServe(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		if err := s.WaitStarted(ctx); err != nil && ctx.Err() == nil {
+			cancel(err)
+		}
+	}()
+	err = s.ListenAndServe(ctx)
+	if se, ok := errors.AsType[*StartupError](context.Cause(ctx)); ok {
+		return se
+	}
+	return err
 }
 
 func (s *Server) ready(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
-}
-
-func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // exclusive answers with the verified caller. Without a Principal (AllowAnonymous
@@ -278,7 +295,6 @@ func (s *Server) exclusive(c echo.Context) error {
 	if roles == nil {
 		roles = []string{}
 	}
-	s.logger.Info("callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, CallerInfo{
 		Message:   "Hello from the callee: you are an authorized caller.",
@@ -308,7 +324,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		status = he.Code
 	}
 	if status >= 500 {
-		s.logger.Error("callee: request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "error", err.Error())
+		s.logger.Error("callee: request failed", "status", status, "method", c.Request().Method, "path", c.Request().URL.Path, "error", err.Error())
 	}
 	body := fmt.Sprintf(`{"title":%q,"status":%d}`, http.StatusText(status), status)
 	if c.Request().Method == http.MethodHead {

@@ -464,7 +464,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 				slog.Time("expires_on", tok.ExpiresOn), slog.Time("refresh_at", time.Unix(0, next.refreshAt).UTC()))
 		} else {
 			attrs := []slog.Attr{slog.String("scope", e.label), slog.Int("attempt", attempt),
-				slog.Duration("retry_in", delay), slog.String("error", msg)}
+				slog.Int64("retry_in_ms", delay.Milliseconds()), slog.String("error", msg)}
 			if cached != nil {
 				attrs = append(attrs, slog.Time("cached_expires_on", cached.tok.ExpiresOn))
 			}
