@@ -644,7 +644,7 @@ func TestVaultRoleReload(t *testing.T) {
 		if r := vp.call(t, vp.role, "127.0.0.2", legit, nil); r.status != 403 || r.reason != ReasonClaimMismatch {
 			t.Errorf("127.0.0.2 after the change: %+v, want past the address check and refused by the claim", r)
 		}
-		if logs := vp.roleLogs.String(); !strings.Contains(logs, "policy file change applied") || !strings.Contains(logs, "token_policies") {
+		if logs := vp.roleLogs.String(); !strings.Contains(logs, "authmw: policy replaced") || !strings.Contains(logs, "token_policies") {
 			t.Errorf("applied change or its ignored field not logged:\n%s", logs)
 		}
 	})
