@@ -25,7 +25,9 @@ import (
 
 	"github.com/f2fauth/f2fauth/authmw"
 	"github.com/f2fauth/f2fauth/authmw/authmwtest"
+	"github.com/f2fauth/f2fauth/caller"
 	"github.com/f2fauth/f2fauth/internal/testutil"
+	"github.com/f2fauth/f2fauth/tokencache"
 )
 
 // The docs checked against the code. README.md is what a newcomer reads; docs/ holds
@@ -464,9 +466,72 @@ func TestKeysUnavailableCauses(t *testing.T) {
 			if resp.StatusCode != http.StatusServiceUnavailable || p.Reason != string(authmw.ReasonKeysUnavailable) {
 				t.Errorf("valid token: %d %q; want 503 keys_unavailable", resp.StatusCode, p.Reason)
 			}
+			if got := resp.Header.Get("Retry-After"); got != "5" { // docs/security.md
+				t.Errorf("Retry-After %q; docs/security.md says 5", got)
+			}
 			if bytes.Contains([]byte(logs.String()), []byte(tok)) {
 				t.Error("the logs contain the token")
 			}
 		})
+	}
+}
+
+// docDuration writes d the way the settings tables do: "5m", "12h", "30s".
+func docDuration(d time.Duration) string {
+	s := d.String()
+	if strings.ContainsAny(s, "hm") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.Contains(s, "h") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// goDuration writes d the way the Go options table does: "30 s", "5 min".
+func goDuration(d time.Duration) string {
+	if d >= time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return fmt.Sprintf("%d s", d/time.Second)
+}
+
+// The defaults docs/configuration.md states are the code's.
+func TestDocumentedDefaultsMatchCode(t *testing.T) {
+	t.Parallel()
+	doc := readDoc(t, configDoc)
+	tests := []struct {
+		row  string // first cell, without backticks
+		cell int    // index of the default's cell (1 = first cell)
+		want string
+	}{
+		{"AUTHMW_AUTHORITY_HOST", 3, "`" + authmw.DefaultAuthorityHost + "`"},
+		{"AUTHMW_UNAUTHENTICATED_ACTION", 3, "`" + string(authmw.Return401) + "`"},
+		{"AUTHMW_CLOCK_SKEW", 3, "`" + docDuration(authmw.DefaultClockSkew) + "`"},
+		{"AUTHMW_POLICY_FILE_INTERVAL", 3, "`" + docDuration(authmw.DefaultPolicyFileInterval) + "`"},
+		{"AUTHMW_KEY_REFRESH_INTERVAL", 3, "`" + docDuration(authmw.DefaultKeyRefreshInterval) + "`"},
+		{"AUTHMW_UNKNOWN_KEY_INTERVAL", 3, "`" + docDuration(authmw.DefaultUnknownKeyInterval) + "`"},
+		{"AUTHMW_CACHE_SIZE", 3, "`" + strconv.Itoa(authmw.DefaultCacheSize) + "`"},
+		{"CALLER_TIMEOUT", 2, "`" + docDuration(caller.DefaultTimeout) + "`"},
+		{"CALLER_MAX_RETRIES", 2, "`" + strconv.Itoa(caller.DefaultMaxRetries) + "`"},
+		{"SafetyMargin", 2, goDuration(tokencache.DefaultSafetyMargin)},
+		{"Timeout", 2, goDuration(tokencache.DefaultTimeout)},
+		{"InvalidateInterval", 2, goDuration(tokencache.DefaultInvalidateInterval)},
+		{"InitialBackoff", 2, goDuration(tokencache.DefaultInitialBackoff)},
+		{"MaxBackoff", 2, goDuration(tokencache.DefaultMaxBackoff)},
+	}
+	for _, tc := range tests {
+		rows := tableRows(doc, tc.row)
+		if len(rows) != 1 {
+			t.Errorf("%s: %d rows for `%s`; want 1", configDoc, len(rows), tc.row)
+			continue
+		}
+		cells := strings.Split(rows[0], "|")
+		if len(cells) <= tc.cell || strings.TrimSpace(cells[tc.cell]) != tc.want {
+			t.Errorf("%s: the default of `%s` is not %s, the code's: %s", configDoc, tc.row, tc.want, rows[0])
+		}
+	}
+	if rows := tableRows(doc, "PORT"); len(rows) != 1 || !strings.Contains(rows[0], "default `"+strconv.Itoa(caller.DefaultPort)+"`") {
+		t.Errorf("%s: the PORT row does not give the default %d: %v", configDoc, caller.DefaultPort, rows)
 	}
 }
