@@ -5,16 +5,19 @@
 // rogue (its own identity, not allowed) — each triggered on a timer the way the Azure
 // Functions host triggers it, plus an unauthenticated probe.
 //
-//	go run ./deploy/local             # 30 s, a round every 5 s
+//	go run ./deploy/local             # a round every 5 s while the next one starts within 30 s: 6 rounds
 //	go run ./deploy/local -once       # one round, then exit
 //	go run ./deploy/local -v          # also show the processes' JSON logs
 //	go run ./deploy/local -gateway    # the callee as a gateway (CALLEE_UPSTREAM_URL) in front of a small app
+//	go run ./deploy/local -keep-logs  # keep the JSON log files and print where they are
 //
 // With -gateway the callee runs in gateway mode in front of a small upstream app that
 // reads only the X-MS-CLIENT-PRINCIPAL* headers: the same three outcomes, and the
 // summary shows that only the registered caller's calls reached the app.
 // It prints one line per call and a summary; the exit code is 0 only if the registered
-// caller always got 200, the rogue caller 403 and the probe 401.
+// caller always got 200, the rogue caller 403 and the probe 401. Without -v the
+// components' logs go to a temporary directory that is removed at exit unless
+// -keep-logs is given.
 package main
 
 import (
@@ -75,6 +78,7 @@ type options struct {
 	once     bool
 	verbose  bool
 	gateway  bool
+	keepLogs bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -86,6 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.once, "once", false, "run one round, then exit")
 	fs.BoolVar(&o.verbose, "v", false, "show the identity platform's, callee's and callers' JSON logs on stderr")
 	fs.BoolVar(&o.gateway, "gateway", false, "run the callee in gateway mode (CALLEE_UPSTREAM_URL) in front of a small app that reads only the X-MS-CLIENT-PRINCIPAL* headers")
+	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the components' JSON log files (without -v) and print their directory")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -173,6 +178,14 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 			return 1, err
 		}
 		sinks.dir = dir
+		// Registered first, so it runs last: after the callers have stopped writing.
+		defer func() {
+			if o.keepLogs {
+				fmt.Fprintf(stdout, "logs kept in %s\n", dir)
+			} else {
+				os.RemoveAll(dir)
+			}
+		}()
 	}
 	defer sinks.close()
 
@@ -254,8 +267,11 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 		id := cp.mi.Identity()
 		fmt.Fprintf(stdout, "  %-18s %s (pid %d, appId %s, roles on %s: [%s])\n", cp.name, proc.URL, proc.PID(), id.ClientID, audience, strings.Join(id.AppRoles[audience], ","))
 	}
-	if sinks.dir != "" {
-		fmt.Fprintf(stdout, "  logs               %s (or run with -v)\n", sinks.dir)
+	switch {
+	case sinks.dir != "" && o.keepLogs:
+		fmt.Fprintf(stdout, "  logs               %s (kept after the run)\n", sinks.dir)
+	case sinks.dir != "":
+		fmt.Fprintf(stdout, "  logs               removed at exit (-keep-logs keeps them, -v shows them)\n")
 	}
 	fmt.Fprintln(stdout)
 
@@ -302,7 +318,7 @@ loop:
 			break loop
 		}
 		record(oc)
-		if o.once || time.Since(start)+o.interval > o.duration {
+		if o.once || lastRound(time.Since(start), o.interval, o.duration) {
 			break
 		}
 		select {
@@ -350,6 +366,13 @@ loop:
 	}
 	fmt.Fprintf(stdout, "FAIL: %d call(s) did not get the expected status\n", mismatches)
 	return 1, nil
+}
+
+// lastRound reports whether the round that started elapsed after the first one is the
+// last: the next would start after duration. With the defaults (5 s, 30 s) rounds start
+// at 0, 5, …, 25 s: six rounds.
+func lastRound(elapsed, interval, duration time.Duration) bool {
+	return elapsed+interval > duration
 }
 
 // waitInterrupt waits up to half a second for ctx to end.
