@@ -26,7 +26,7 @@ func TestFunctionAppFiles(t *testing.T) {
 	var host struct {
 		Version         string `json:"version"`
 		FunctionTimeout string `json:"functionTimeout"`
-		CustomHandler struct {
+		CustomHandler   struct {
 			Description struct {
 				DefaultExecutablePath string `json:"defaultExecutablePath"`
 			} `json:"description"`
