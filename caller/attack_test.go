@@ -33,8 +33,8 @@ import (
 const guard = time.Minute
 
 // holdingCallee is a raw TCP callee: for every connection it reads the request
-// head, writes answer and then keeps the connection open until the test ends.
-func holdingCallee(t *testing.T, answer string) string {
+// head, writes answer and then keeps the connection open until stop is called.
+func holdingCallee(t *testing.T, answer string) (calleeURL string, stop func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,15 +67,19 @@ func holdingCallee(t *testing.T, answer string) string {
 			}()
 		}
 	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String() + "/api/ExclusiveFunction"
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ln.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range conns {
+				c.Close()
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + ln.Addr().String() + "/api/ExclusiveFunction", stop
 }
 
 // invokeGuarded is f.invoke that fails instead of hanging when no answer comes.
@@ -95,7 +99,8 @@ func (f *fixture) invokeGuarded(t *testing.T) run {
 // Finding 2: nothing the callee sends can hold a run past its timeout; any 1xx final
 // answer is a failure.
 func TestCalleeCannotHoldTheRun(t *testing.T) {
-	drip := func(status int) string {
+	drip := func(status int) (string, func()) {
+		quit := make(chan struct{})
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Content-Length", "1000000")
@@ -110,21 +115,24 @@ func TestCalleeCannotHoldTheRun(t *testing.T) {
 				select {
 				case <-r.Context().Done():
 					return
+				case <-quit:
+					return
 				case <-tick.C:
 				}
 			}
 		}))
 		t.Cleanup(srv.Close)
-		return srv.URL
+		var once sync.Once
+		return srv.URL, func() { once.Do(func() { close(quit) }) }
 	}
 	for _, tc := range []struct {
 		name       string
-		callee     func() string
+		callee     func() (string, func())
 		wantStatus int
 		check      func(t *testing.T, rep *Report)
 	}{
 		{"101 Switching Protocols, connection kept",
-			func() string {
+			func() (string, func()) {
 				return holdingCallee(t, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: evil\r\n\r\n")
 			},
 			http.StatusBadGateway, func(t *testing.T, rep *Report) {
@@ -132,24 +140,24 @@ func TestCalleeCannotHoldTheRun(t *testing.T) {
 					t.Errorf("report %+v; want a failed run naming the 101 as not final", rep)
 				}
 			}},
-		{"101 without Upgrade", func() string {
+		{"101 without Upgrade", func() (string, func()) {
 			return holdingCallee(t, "HTTP/1.1 101 Switching Protocols\r\n\r\n")
 		}, http.StatusBadGateway, func(t *testing.T, rep *Report) {
 			if rep.CalleeStatus != 101 || rep.OK {
 				t.Errorf("report %+v", rep)
 			}
 		}},
-		{"200 whose body drips", func() string { return drip(200) }, http.StatusGatewayTimeout, func(t *testing.T, rep *Report) {
+		{"200 whose body drips", func() (string, func()) { return drip(200) }, http.StatusGatewayTimeout, func(t *testing.T, rep *Report) {
 			if !rep.Timeout || rep.OK {
 				t.Errorf("report %+v; want a timeout, not a success", rep)
 			}
 		}},
-		{"503 whose body drips", func() string { return drip(503) }, http.StatusGatewayTimeout, func(t *testing.T, rep *Report) {
+		{"503 whose body drips", func() (string, func()) { return drip(503) }, http.StatusGatewayTimeout, func(t *testing.T, rep *Report) {
 			if !rep.Timeout || rep.OK {
 				t.Errorf("report %+v; want a timeout", rep)
 			}
 		}},
-		{"headers never end", func() string {
+		{"headers never end", func() (string, func()) {
 			return holdingCallee(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
 		}, http.StatusGatewayTimeout, func(t *testing.T, rep *Report) {
 			if !rep.Timeout {
@@ -158,7 +166,9 @@ func TestCalleeCannotHoldTheRun(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, tc.callee(), func(c *Config) { c.Timeout = time.Second })
+			calleeURL, stop := tc.callee()
+			f := newFixture(t, calleeURL, func(c *Config) { c.Timeout = time.Second })
+			t.Cleanup(stop) // runs first, so a failing run cannot block the fixture's cleanup
 			r := f.invokeGuarded(t)
 			if r.status != tc.wantStatus {
 				t.Errorf("status %d; want %d (logs %q)", r.status, tc.wantStatus, r.logs())
@@ -201,7 +211,7 @@ func TestIdentityEndpointSecretsAreRedacted(t *testing.T) {
 			`{"error":"invalid_request","error_description":"header {header} is not valid"}`, nil},
 		{"203 carrying a token", "b1e5a0d2-7c3f-4e9a-9d1b-2f6c8e0a4b33", 203,
 			`{"access_token":"` + jwt + `","expires_on":"4102444800","token_type":"Bearer"}`, []string{jwt}},
-		{"500 carrying an opaque token", "c2e5a0d2-7c3f-4e9a-9d1b-2f6c8e0a4b44", 400,
+		{"400 carrying an opaque token", "c2e5a0d2-7c3f-4e9a-9d1b-2f6c8e0a4b44", 400,
 			`{"error":"x","error_description":"try Bearer ` + opaque + `"}`, []string{opaque}},
 		{"400 with a short access_token", "e3e5a0d2-7c3f-4e9a-9d1b-2f6c8e0a4b55", 400,
 			`{"error":"x","access_token":"shorttok123"}`, []string{"shorttok123"}},
@@ -225,7 +235,7 @@ func TestIdentityEndpointSecretsAreRedacted(t *testing.T) {
 			for _, secret := range append([]string{tc.header}, tc.secrets...) {
 				for where, text := range map[string]string{"invocation response": string(raw), "process log": f.logs.String()} {
 					if strings.Contains(text, secret) {
-						t.Errorf("%s holds a secret %.6s…: %s", where, secret, text)
+						t.Errorf("%s holds a secret (%d bytes; not printed)", where, len(secret))
 					}
 				}
 			}
@@ -435,7 +445,7 @@ func TestFunctionKeyIsNeverLogged(t *testing.T) {
 	logs := f.logs.String()
 	for where, text := range map[string]string{"Logs": r.logs(), "reason": rep.Reason, "process log": logs} {
 		if strings.Contains(text, key) {
-			t.Errorf("%s holds the function key: %s", where, text)
+			t.Errorf("%s holds the function key: %s", where, strings.ReplaceAll(text, key, "<KEY>"))
 		}
 	}
 	// Startup says which scope is asked for — normalised, never "//.default".
