@@ -235,7 +235,9 @@ func (c *Caller) call(ctx context.Context, pastDue bool) *Report {
 	// Make sure a token can be had before calling: a failure here is "no token",
 	// reported as such, not retried against the callee.
 	if _, err := c.cache.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.scope}}); err != nil {
-		if c.interrupted(ctx, rep) {
+		// Running out of time while waiting for the token is still "no token"; a
+		// cancellation (shutdown) is reported as such.
+		if ctx.Err() == context.Canceled && c.interrupted(ctx, rep) {
 			return rep
 		}
 		rep.NoToken = true
