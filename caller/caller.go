@@ -113,7 +113,8 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 		cache:  cache,
 		server: defaultServerLimits(cfg.Timeout),
 		client: &http.Client{
-			Timeout: cfg.Timeout,
+			// A backstop only: each run's context ends at cfg.Timeout first.
+			Timeout: cfg.Timeout + time.Second,
 			// netrule checks every hop (https, or http to loopback) under the bearer
 			// transport, which checks it too.
 			Transport: cache.Transport(scope, netrule.Transport(base)),
@@ -320,6 +321,11 @@ func (c *Caller) readAnswer(ctx context.Context, resp *http.Response, rep *Repor
 	data, err := netrule.ReadAll(resp.Body, maxBodyBytes)
 	if err != nil {
 		if c.interrupted(ctx, rep) {
+			return true, false
+		}
+		if isTimeout(err) {
+			rep.Timeout = true
+			rep.Reason = "timeout: no complete answer from the callee within " + c.cfg.Timeout.String()
 			return true, false
 		}
 		if errors.Is(err, netrule.ErrTooLarge) {

@@ -291,6 +291,8 @@ func TestCalleeAnswers(t *testing.T) {
 		{"401 invalid_token: transport refreshes the token and retries once",
 			[]func(http.ResponseWriter){answer(401, map[string]string{"WWW-Authenticate": `Bearer realm="x", error="invalid_token"`}, `{"reason":"token_expired"}`), ok200}, 3, 200, 200, 1, 2, ""},
 		{"garbage reason is not echoed", []func(http.ResponseWriter){answer(403, nil, `{"reason":"<script>alert(1)</script>"}`)}, 0, 502, 403, 1, 1, ""},
+		{"Retry-After beyond the run's time: not retried", []func(http.ResponseWriter){answer(503, map[string]string{"Retry-After": "3600"}, ""), ok200}, 3, 502, 503, 1, 1, ""},
+		{"101 is not a final answer", []func(http.ResponseWriter){answer(101, nil, ""), ok200}, 3, 502, 101, 1, 1, "the callee answered with an interim status, not a final answer"},
 		{"redirects are not followed", []func(http.ResponseWriter){answer(302, map[string]string{"Location": "https://example.com/steal"}, "")}, 3, 502, 302, 1, 1, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
