@@ -536,3 +536,39 @@ func TestRunAnswersInFlightRunsOnSIGTERM(t *testing.T) {
 		t.Fatal("Run did not return after SIGTERM")
 	}
 }
+
+// A callee that echoes the bearer token it received into its answer does not get
+// it — or its signature alone — into Logs, ReturnValue or the process log.
+func TestCalleeEchoingTheTokenIsRedacted(t *testing.T) {
+	var mu sync.Mutex
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		mu.Lock()
+		got = tok
+		mu.Unlock()
+		sig := tok[strings.LastIndex(tok, ".")+1:]
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"appId": tok, "objectId": "Bearer " + tok, "roles": []string{tok[:40]}, "keyId": sig})
+	}))
+	defer srv.Close()
+	f := newFixture(t, srv.URL, nil)
+	resp, err := http.Post(f.url+"/"+FunctionName, "application/json", strings.NewReader(payload(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mu.Lock()
+	tok := got
+	mu.Unlock()
+	if resp.StatusCode != http.StatusOK || strings.Count(tok, ".") != 2 {
+		t.Fatalf("status %d; callee got a token: %v", resp.StatusCode, tok != "")
+	}
+	sig := tok[strings.LastIndex(tok, ".")+1:]
+	for where, text := range map[string]string{"invocation response": string(raw), "process log": f.logs.String()} {
+		if strings.Contains(text, "eyJ") || strings.Contains(text, sig[:24]) {
+			t.Errorf("%s holds the token or its signature (not printed)", where)
+		}
+	}
+}
