@@ -20,7 +20,8 @@ const (
 	// EnvCredential chooses the credential: "managedidentity" (default) or "dev"
 	// (managed identity, then workload identity, then Azure CLI) for local runs.
 	EnvCredential = "CALLER_CREDENTIAL"
-	// EnvTimeout bounds one call to the callee, including retries (Go duration); default 30s.
+	// EnvTimeout bounds one call to the callee, including retries (Go duration); default
+	// 30s, at most MaxTimeout.
 	EnvTimeout = "CALLER_TIMEOUT"
 	// EnvMaxRetries is the number of retries after a 429 or 5xx answer; default 3.
 	EnvMaxRetries = "CALLER_MAX_RETRIES"
