@@ -45,6 +45,9 @@ type Config struct {
 	// Addr is where the handler listens: 127.0.0.1 and FUNCTIONS_CUSTOMHANDLER_PORT, else
 	// PORT, else DefaultPort.
 	Addr string
+	// KeyVault optionally names a secret read on every run (CALLER_KEYVAULT_URL,
+	// CALLER_KEYVAULT_SECRET); zero means none. See keyvault.go.
+	KeyVault KeyVaultConfig
 }
 
 // Scope returns the token scope for the callee: Audience + "/.default".
@@ -134,6 +137,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	cfg.Addr = addr
 
+	kv, kvErrs := keyVaultFromEnv(getenv)
+	cfg.KeyVault, errs = kv, append(errs, kvErrs...)
+
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}
@@ -169,6 +175,7 @@ func (c *Config) Validate() error {
 	if c.Addr == "" {
 		c.Addr = net.JoinHostPort(listenHost, strconv.Itoa(DefaultPort))
 	}
+	errs = append(errs, c.KeyVault.validate()...)
 	return errors.Join(errs...)
 }
 
