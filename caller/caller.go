@@ -65,6 +65,7 @@ type Caller struct {
 	client *http.Client
 	logger *slog.Logger
 	server serverLimits
+	vault  *SecretReader // nil without CALLER_KEYVAULT_URL; reads through cache
 }
 
 // New validates cfg and returns a Caller. It builds the credential (unless opts gives
@@ -107,7 +108,13 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 		base = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	scope := cfg.Scope()
+	vault, err := newVault(cfg, cache, base)
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
 	return &Caller{
+		vault:  vault,
 		cfg:    cfg,
 		scope:  scope,
 		cache:  cache,
@@ -167,6 +174,8 @@ type Report struct {
 	KeyID string `json:"keyId,omitempty"`
 	// DurationMS is the invocation's duration in milliseconds.
 	DurationMS int64 `json:"durationMs"`
+	// KeyVault is the outcome of the run's secret read; nil without CALLER_KEYVAULT_URL.
+	KeyVault *SecretReport `json:"keyVault,omitempty"`
 }
 
 // Summary is a one-line description of r for logs. Every part of it is bounded and
@@ -206,6 +215,7 @@ func (c *Caller) Call(ctx context.Context, pastDue bool) *Report {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	rep := c.call(ctx, pastDue)
+	rep.KeyVault = c.readSecret(ctx)
 	rep.PastDue = pastDue
 	rep.DurationMS = time.Since(start).Milliseconds()
 	return rep

@@ -68,6 +68,9 @@ type Config struct {
 	// Addr is where the handler listens: 127.0.0.1 and FUNCTIONS_CUSTOMHANDLER_PORT, else
 	// PORT, else DefaultPort.
 	Addr string
+	// KeyVault optionally names a secret read on every run (CALLER_KEYVAULT_URL,
+	// CALLER_KEYVAULT_SECRET); zero means none. See keyvault.go.
+	KeyVault KeyVaultConfig
 }
 
 // Scope returns the token scope for the callee: Audience + "/.default".
@@ -183,6 +186,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err := CheckIdentityEnv(getenv); err != nil {
 		errs = append(errs, err)
 	}
+	kv, kvErrs := keyVaultFromEnv(getenv)
+	cfg.KeyVault, errs = kv, append(errs, kvErrs...)
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
@@ -222,6 +227,7 @@ func (c *Config) Validate() error {
 	if c.Addr == "" {
 		c.Addr = net.JoinHostPort(listenHost, strconv.Itoa(DefaultPort))
 	}
+	errs = append(errs, c.KeyVault.validate()...)
 	return errors.Join(errs...)
 }
 

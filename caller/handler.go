@@ -96,6 +96,12 @@ func (c *Caller) serveInvocation(w http.ResponseWriter, r *http.Request) {
 
 	status := http.StatusOK
 	level := slog.LevelInfo
+	if rep.KeyVault != nil {
+		logs = append(logs, rep.KeyVault.Summary())
+		if !rep.KeyVault.OK && rep.OK {
+			status, level = http.StatusBadGateway, slog.LevelError // the secret is part of the run
+		}
+	}
 	if !rep.OK {
 		status, level = http.StatusBadGateway, slog.LevelError
 		switch {

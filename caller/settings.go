@@ -28,7 +28,8 @@ const (
 )
 
 // Settings lists every app setting the caller reads.
-var Settings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule, EnvClientID, EnvCredential, EnvTimeout, EnvMaxRetries}
+var Settings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule, EnvClientID, EnvCredential, EnvTimeout, EnvMaxRetries,
+	EnvKeyVaultURL, EnvKeyVaultSecret, EnvKeyVaultCAFile}
 
 // RequiredSettings lists the app settings a deployment must set.
 var RequiredSettings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule}

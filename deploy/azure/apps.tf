@@ -25,14 +25,14 @@ locals {
 
   # What every caller instance reads (caller.Settings). The rogue caller gets exactly
   # these too: same code, same settings, only its identity differs.
-  caller_settings = {
+  caller_settings = merge({
     CALLEE_URL         = local.callee_url
     CALLEE_AUDIENCE    = local.callee_audience_requested
     CALLER_SCHEDULE    = var.caller_schedule
     CALLER_CREDENTIAL  = "managedidentity"
     CALLER_TIMEOUT     = var.caller_timeout
     CALLER_MAX_RETRIES = tostring(var.caller_max_retries)
-  }
+  }, local.key_vault_caller_settings) # keyvault.tf; empty unless enable_key_vault
 
   # An object ID no identity has: the allowed-identities list of a revoked caller. (An
   # empty AUTHMW_ALLOWED_IDENTITIES would mean "not checked", not "nobody".)

@@ -32,7 +32,12 @@ func TestOnceRound(t *testing.T) {
 		"registered-caller -> callee: 200 OK (appId=" + registeredID.ClientID + ", roles=[Exclusive.Invoke]",
 		"rogue-caller      -> callee: 403 Forbidden application_not_allowed",
 		"no token          -> callee: 401 Unauthorized missing_token",
-		"token requests to the identity endpoints: registered-caller 1, rogue-caller 1",
+		"registered-caller -> key vault: 200 secret callee-api-key version ",
+		"rogue-caller      -> key vault: 403 Forbidden",
+		"key vault: secret callee-api-key rotated: new version ",
+		"(new version, no restart)",
+		"the new version was seen on the next run without a restart",
+		"token requests to the identity endpoints: registered-caller 2 (api://callee 1, https://vault.azure.net 1), rogue-caller 2 (api://callee 1, https://vault.azure.net 1)",
 		"PASS",
 	} {
 		if !strings.Contains(s, want) {
@@ -41,6 +46,9 @@ func TestOnceRound(t *testing.T) {
 	}
 	if strings.Contains(s, "eyJ") || strings.Contains(errOut.String(), "eyJ") {
 		t.Error("output contains something token-shaped")
+	}
+	if strings.Contains(s, "local-secret-") || strings.Contains(errOut.String(), "local-secret-") {
+		t.Error("output contains a secret value")
 	}
 }
 
