@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -406,20 +407,31 @@ func TestKeysUnavailableCauses(t *testing.T) {
 		env      map[string]string
 		issuer   authmwtest.Version // the token's version
 		wantLog  string             // in the discovery failure's error
+		class    string             // the failure's class: the callee exits on "permanent"
 		docPhase string             // what the doc names as the cause
 	}{
-		{"wrong tenant", map[string]string{"AUTHMW_TENANT_ID": "00000000-0000-4000-8000-000000000bad", "AUTHMW_AUTHORITY_HOST": idp.AuthorityURL()}, authmwtest.V2, "404", "Wrong `AUTHMW_TENANT_ID`"},
-		{"issuer with a trailing slash", map[string]string{"AUTHMW_ISSUER": idp.IssuerV2() + "/"}, authmwtest.V2, "did not match the issuer URL returned by provider", "trailing slash"},
-		{"localhost for 127.0.0.1", map[string]string{"AUTHMW_ISSUER": strings.Replace(idp.IssuerV2(), "127.0.0.1", "localhost", 1)}, authmwtest.V2, "did not match the issuer URL returned by provider", "`localhost` for `127.0.0.1`"},
-		{"authority unreachable", map[string]string{"AUTHMW_TENANT_ID": idp.TenantID(), "AUTHMW_AUTHORITY_HOST": unreachable}, authmwtest.V2, "connection refused", "Authority or JWKS unreachable"},
+		{"wrong tenant", map[string]string{"AUTHMW_TENANT_ID": "00000000-0000-4000-8000-000000000bad", "AUTHMW_AUTHORITY_HOST": idp.AuthorityURL()}, authmwtest.V2, "404", "permanent", "Wrong `AUTHMW_TENANT_ID`"},
+		{"issuer with a trailing slash", map[string]string{"AUTHMW_ISSUER": idp.IssuerV2() + "/"}, authmwtest.V2, "discovery declares issuer", "permanent", "trailing slash"},
+		{"localhost for 127.0.0.1", map[string]string{"AUTHMW_ISSUER": strings.Replace(idp.IssuerV2(), "127.0.0.1", "localhost", 1)}, authmwtest.V2, "discovery declares issuer", "permanent", "`localhost` for `127.0.0.1`"},
+		{"authority unreachable", map[string]string{"AUTHMW_TENANT_ID": idp.TenantID(), "AUTHMW_AUTHORITY_HOST": unreachable}, authmwtest.V2, "connection refused", "transient", "Authority or JWKS unreachable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if !strings.Contains(doc, tc.docPhase) {
-				t.Errorf("%s does not list this cause (%q)", troubleDoc, tc.docPhase)
+			row := ""
+			for line := range strings.SplitSeq(doc, "\n") {
+				if strings.HasPrefix(line, "| ") && strings.Contains(line, tc.docPhase) {
+					row = line
+				}
 			}
-			env := map[string]string{"AUTHMW_AUDIENCES": audience}
+			if row == "" {
+				t.Errorf("%s does not list this cause (%q)", troubleDoc, tc.docPhase)
+			} else if !strings.Contains(row, "| "+tc.class+" |") {
+				t.Errorf("%s does not give this cause the class %s: %s", troubleDoc, tc.class, row)
+			}
+			// authmw refuses a policy without an authorization rule; the rule plays
+			// no part here, since no token gets past the missing keys.
+			env := map[string]string{"AUTHMW_AUDIENCES": audience, "AUTHMW_REQUIRED_ROLES": "Callee.Invoke"}
 			for k, v := range tc.env {
 				env[k] = v
 			}
@@ -446,6 +458,15 @@ func TestKeysUnavailableCauses(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), tc.wantLog) {
 				t.Errorf("the discovery failure does not say %q; logs:\n%s", tc.wantLog, logs.String())
+			}
+			if want := `"class":"` + tc.class + `"`; !strings.Contains(logs.String(), want) {
+				t.Errorf("the discovery failure is not logged with %s; logs:\n%s", want, logs.String())
+			}
+			// The library keeps answering 503 whatever the class (the callee binary,
+			// not the library, exits on a permanent one); ReadinessError tells them apart.
+			var re *authmw.ReadinessError
+			if err := m.ReadinessError(); !errors.As(err, &re) || (re.Permanent() != nil) != (tc.class == "permanent") {
+				t.Errorf("ReadinessError() = %v; want a %s failure", err, tc.class)
 			}
 			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/x", nil)
 			req.Header.Set("Authorization", "Bearer "+tok)
