@@ -34,8 +34,9 @@ locals {
     CALLER_MAX_RETRIES = tostring(var.caller_max_retries)
   }, local.key_vault_caller_settings) # keyvault.tf; empty unless enable_key_vault
 
-  # An object ID no identity has: the allowed-identities list of a revoked caller. (An
-  # empty AUTHMW_ALLOWED_IDENTITIES would mean "not checked", not "nobody".)
+  # An object ID no identity has: the allowed-identities list of a revoked caller.
+  # (authmw reads an empty AUTHMW_ALLOWED_IDENTITIES as "nobody" too, but a platform may
+  # drop an app setting with an empty value, which would mean "not checked".)
   nobody = "00000000-0000-0000-0000-000000000000"
 
   # The callee's policy (authmw.EnvVars) and own settings (callee.Settings). Easy Auth
