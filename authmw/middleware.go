@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("Config.PolicyFile: %w", err))
 		} else {
-			pol = MergePolicy(fp, cfg.Policy)
+			pol = mergePolicy(fp, cfg.Policy)
 			logIgnoredFields(cfg.Logger, cfg.PolicyFile, ignored)
 		}
 	}

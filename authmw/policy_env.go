@@ -89,7 +89,7 @@ var envForField = map[string]struct{ env, file string }{
 // "false", "1", "0").
 //
 // When AUTHMW_POLICY_FILE is set, the file is loaded once here and the policy from
-// the environment is merged over it (MergePolicy), so audiences and the issuer may come
+// the environment is merged over it (mergePolicy), so audiences and the issuer may come
 // from the file; the merged result is validated. The returned Config.Policy holds only
 // the environment's settings: the Middleware reads the file itself and keeps watching it.
 //
@@ -229,7 +229,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			bad("AUTHMW_POLICY_FILE", "cannot be used: %v: fix the file or unset the variable", err)
 			return c, joinConfigErrors(errs)
 		}
-		merged = MergePolicy(fp, c.Policy)
+		merged = mergePolicy(fp, c.Policy)
 		fileHint, format = c.PolicyFile, ff
 	}
 	errs = append(errs, merged.problemErrs(settingNames(fileHint, format))...)

@@ -146,7 +146,7 @@ func TestParseVaultJWTRoleFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ignored, err := ParseVaultJWTRole([]byte(tt.doc))
+			got, ignored, err := parseVaultJWTRole([]byte(tt.doc))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidPolicy) {
 					t.Fatalf("err = %v, want one containing %q (and wrapping ErrInvalidPolicy)", err, tt.wantErr)
