@@ -263,6 +263,10 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// problemTypeURI is the "type" of authmw's problem+json bodies, which the
+// exclusive function's own 401 imitates (TestAnonymousFunctionAnswersLikeAuthmw).
+const problemTypeURI = "https://github.com/f2fauth/f2fauth/blob/main/README.md#reason-codes"
+
 // exclusive answers with the verified caller. Without a Principal (AllowAnonymous
 // configured) it fails closed with 401: the function is for authenticated callers only.
 func (s *Server) exclusive(c echo.Context) error {
@@ -272,7 +276,7 @@ func (s *Server) exclusive(c echo.Context) error {
 		h.Set("WWW-Authenticate", `Bearer realm="`+safeRealm(c.Request().Host)+`"`)
 		h.Set("Cache-Control", "no-store")
 		return c.Blob(http.StatusUnauthorized, "application/problem+json",
-			[]byte(`{"type":"`+authmw.ProblemTypeURI+`","title":"Unauthorized","status":401,"detail":"The request has no bearer token in the Authorization header.","reason":"missing_token"}`))
+			[]byte(`{"type":"`+problemTypeURI+`","title":"Unauthorized","status":401,"detail":"The request has no bearer token in the Authorization header.","reason":"missing_token"}`))
 	}
 	roles := p.Roles
 	if roles == nil {

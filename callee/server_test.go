@@ -253,6 +253,26 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
+// TestAnonymousFunctionAnswersLikeAuthmw: the 401 the exclusive function writes itself
+// (AllowAnonymous let the request through without a token) has the shape of the one
+// authmw writes for the same request.
+func TestAnonymousFunctionAnswersLikeAuthmw(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	_, base := serve(t, envFor(p, nil))
+	_, baseAnon := serve(t, envFor(p, map[string]string{"AUTHMW_UNAUTHENTICATED_ACTION": "AllowAnonymous"}))
+	want := do(t, http.MethodGet, base+FunctionPath, "", nil)
+	got := do(t, http.MethodGet, baseAnon+FunctionPath, "", nil)
+	if got.status != want.status || got.header.Get("Content-Type") != want.header.Get("Content-Type") {
+		t.Fatalf("status %d %q; authmw answers %d %q", got.status, got.header.Get("Content-Type"), want.status, want.header.Get("Content-Type"))
+	}
+	for _, k := range []string{"type", "title", "status", "reason"} {
+		if got.body[k] != want.body[k] || want.body[k] == nil {
+			t.Errorf("%s = %v; authmw's body has %v", k, got.body[k], want.body[k])
+		}
+	}
+}
+
 func TestExclusiveFunctionDescribesTheVerifiedCaller(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t)
