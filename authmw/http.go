@@ -42,7 +42,7 @@ func (m *Middleware) Check(w http.ResponseWriter, r *http.Request) (*http.Reques
 		return r, err
 	}
 	if p != nil {
-		r = r.WithContext(WithPrincipal(r.Context(), p))
+		r = r.WithContext(withPrincipal(r.Context(), p))
 	}
 	return r, nil
 }

@@ -757,9 +757,11 @@ func TestGatewayConnectRefused(t *testing.T) {
 }
 
 // TestGatewayFailsClosedWithoutIdentity: a Principal whose Easy Auth values are
-// missing is never forwarded (as if the policy lost EasyAuthHeaders).
+// missing is never forwarded (as if the policy lost EasyAuthHeaders): here authmw
+// verified the token under a policy without them.
 func TestGatewayFailsClosedWithoutIdentity(t *testing.T) {
 	t.Parallel()
+	p := startPlatform(t)
 	rc, up := startUpstream(t, nil)
 	cfg, err := GatewayConfigFromEnv(func(k string) string { return map[string]string{EnvUpstreamURL: up}[k] })
 	if err != nil {
@@ -767,10 +769,21 @@ func TestGatewayFailsClosedWithoutIdentity(t *testing.T) {
 	}
 	g := newGateway(*cfg, quietLogger())
 	defer g.close()
+	m, err := authmw.New(t.Context(), authmw.Config{Policy: authmw.Policy{TenantID: p.TenantID(), AuthorityHost: p.AuthorityURL(),
+		Audiences: []string{testAudience}, AllowedApplications: []string{allowedID.ClientID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	if err := m.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 	req := httptest.NewRequest(http.MethodGet, "/x", nil)
-	req = req.WithContext(authmw.WithPrincipal(req.Context(), &authmw.Principal{ObjectID: allowedID.ObjectID}))
+	req.Header.Set("Authorization", "Bearer "+mint(t, p, allowedID, testAudience))
 	w := httptest.NewRecorder()
-	g.proxy.ServeHTTP(w, req)
+	m.Handler(g.proxy).ServeHTTP(w, req)
 	if w.Code != http.StatusInternalServerError || rc.count.Load() != 0 {
 		t.Fatalf("status %d, upstream saw %d; want 500 and nothing", w.Code, rc.count.Load())
 	}
