@@ -12,8 +12,12 @@ import (
 	"time"
 )
 
-// EnvVars lists every environment variable ConfigFromEnv reads, in documentation order.
-var EnvVars = []string{
+// EnvVars returns every environment variable ConfigFromEnv reads, in documentation
+// order. The slice is the caller's own: changing it changes nothing in authmw.
+func EnvVars() []string { return slices.Clone(envVars) }
+
+// envVars lists every environment variable ConfigFromEnv reads, in documentation order.
+var envVars = []string{
 	"AUTHMW_TENANT_ID",
 	"AUTHMW_AUTHORITY_HOST",
 	"AUTHMW_ISSUER",
@@ -75,7 +79,7 @@ var envForField = map[string]struct{ env, file string }{
 }
 
 // ConfigFromEnv reads a Config from the AUTHMW_* environment variables listed in
-// EnvVars, using getenv; when getenv is nil or os.Getenv it reads the process
+// [EnvVars], using getenv; when getenv is nil or os.Getenv it reads the process
 // environment with os.LookupEnv, which also tells a variable set to "" from an unset one. It fills
 // Config.Policy, Config.PolicyFile and the Config fields that have a variable; callers
 // set the rest (Logger, HTTPClient, ...). An unset or empty variable means the default,

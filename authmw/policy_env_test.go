@@ -277,8 +277,19 @@ func TestConfigFromEnvPolicyFile(t *testing.T) {
 	})
 }
 
+// TestEnvVarsIsACopy: a caller changing the list it got changes nothing in authmw.
+func TestEnvVarsIsACopy(t *testing.T) {
+	t.Parallel()
+	got := EnvVars()
+	want := got[0]
+	got[0] = "CHANGED"
+	if again := EnvVars(); again[0] != want || len(again) != len(envVars) {
+		t.Fatalf("EnvVars()[0] = %q after a caller changed its copy; want %q", again[0], want)
+	}
+}
+
 func TestConfigFromEnvNilGetenv(t *testing.T) {
-	for _, k := range EnvVars {
+	for _, k := range EnvVars() {
 		t.Setenv(k, "")
 	}
 	t.Setenv("AUTHMW_TENANT_ID", tTenant)

@@ -15,9 +15,9 @@ import (
 // configuration reference.
 func TestEveryVariableIsDocumented(t *testing.T) {
 	t.Parallel()
-	vars := append([]string{}, caller.Settings...)
-	vars = append(vars, callee.Settings...)
-	vars = append(vars, authmw.EnvVars...)
+	vars := caller.Settings()
+	vars = append(vars, callee.Settings()...)
+	vars = append(vars, authmw.EnvVars()...)
 	vars = append(vars, caller.EnvCustomHandlerPort, caller.EnvPort)
 	path := filepath.Join("..", "..", "README.md")
 	b, err := os.ReadFile(path)
