@@ -123,12 +123,9 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 }
 
 // NewFromEnv builds the Config from AUTHMW_* environment variables (see
-// [ConfigFromEnv]) read with getenv, sets its Logger, and calls [New].
-func NewFromEnv(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*Middleware, error) {
-	if getenv == nil {
-		return nil, errors.New("authmw: NewFromEnv: getenv is nil (pass os.Getenv)")
-	}
-	cfg, err := ConfigFromEnv(getenv)
+// [ConfigFromEnv]) read with lookup (nil: os.LookupEnv), sets its Logger, and calls [New].
+func NewFromEnv(ctx context.Context, lookup func(string) (string, bool), logger *slog.Logger) (*Middleware, error) {
+	cfg, err := ConfigFromEnv(lookup)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/f2fauth/f2fauth/authmw"
 )
 
-// ConfigFromEnv reads the AUTHMW_* variables; here a map stands in for os.Getenv.
+// ConfigFromEnv reads the AUTHMW_* variables; here a map stands in for os.LookupEnv.
 func ExampleConfigFromEnv() {
 	env := map[string]string{
 		"AUTHMW_TENANT_ID":            "72f988bf-86f1-41af-91ab-2d7cd011db47",
@@ -21,7 +21,7 @@ func ExampleConfigFromEnv() {
 		"AUTHMW_REQUIRED_ROLES":       "Callee.Invoke",
 		"AUTHMW_EXCLUDED_PATHS":       "/api/healthz",
 	}
-	cfg, err := authmw.ConfigFromEnv(func(k string) string { return env[k] })
+	cfg, err := authmw.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -37,7 +37,7 @@ func ExampleConfigFromEnv_errors() {
 		"AUTHMW_REQUIRED_ROLES": "Callee.Invoke",
 		"AUTHMW_CLOCK_SKEW":     "five minutes",
 	}
-	_, err := authmw.ConfigFromEnv(func(k string) string { return env[k] })
+	_, err := authmw.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	fmt.Println(errors.Is(err, authmw.ErrInvalidPolicy))
 	fmt.Println(err)
 	// Output:
@@ -99,7 +99,7 @@ func ExampleNewFromEnv_policyFile() {
 		"AUTHMW_POLICY_FILE":          path,
 		"AUTHMW_ALLOWED_APPLICATIONS": "caller-app-id",
 	}
-	m, err := authmw.NewFromEnv(context.Background(), func(k string) string { return env[k] }, nil)
+	m, err := authmw.NewFromEnv(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -254,12 +254,12 @@ func TestVaultRoleRefusedByConfigFromEnv(t *testing.T) {
 		}
 		return p
 	}
-	env := func(extra map[string]string) func(string) string {
+	env := func(extra map[string]string) func(string) (string, bool) {
 		m := map[string]string{"AUTHMW_TENANT_ID": tTenant, "AUTHMW_AUDIENCES": "api://callee"}
 		for k, v := range extra {
 			m[k] = v
 		}
-		return func(k string) string { return m[k] }
+		return envFunc(m)
 	}
 	tests := []struct {
 		name string

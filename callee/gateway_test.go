@@ -69,7 +69,7 @@ func startUpstream(t *testing.T, h http.HandlerFunc) (*recorder, string) {
 }
 
 // gatewayEnv is the callee's test environment in gateway mode in front of upstream.
-func gatewayEnv(p *localidp.Platform, upstream string, extra map[string]string) func(string) string {
+func gatewayEnv(p *localidp.Platform, upstream string, extra map[string]string) func(string) (string, bool) {
 	m := map[string]string{EnvUpstreamURL: upstream}
 	for k, v := range extra {
 		m[k] = v

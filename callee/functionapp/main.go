@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	if err := callee.Run(context.Background(), os.Getenv, nil); err != nil {
+	if err := callee.Run(context.Background(), os.LookupEnv, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "callee:", err)
 		os.Exit(1)
 	}
