@@ -298,7 +298,7 @@ func TestRefreshPoint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(&fakeCred{}, &Options{SafetyMargin: tt.margin, Rand: func() float64 { return tt.rand }})
+			c, err := New(&fakeCred{}, &Options{SafetyMargin: tt.margin, jitter: func() float64 { return tt.rand }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -521,7 +521,7 @@ func TestBackoffGrowth(t *testing.T) {
 	c, cred, clk := failingAfterFirst(t, errBoom, func(o *Options) {
 		o.InitialBackoff = time.Second
 		o.MaxBackoff = 8 * time.Second
-		o.Rand = func() float64 { return 0.5 } // nominal delays, nominal refresh jitter
+		o.jitter = func() float64 { return 0.5 } // nominal delays, nominal refresh jitter
 	})
 	// The first refresh attempt (refresh point already passed with jitter).
 	if !attemptAfter(t, c, cred, clk, 0) {
@@ -542,7 +542,7 @@ func TestBackoffGrowth(t *testing.T) {
 
 func TestBackoffJitterBounds(t *testing.T) {
 	for _, r := range []float64{0, 0.25, 0.5, 0.999, 1.5, -1} {
-		c, err := New(&fakeCred{}, &Options{InitialBackoff: 4 * time.Second, MaxBackoff: time.Minute, Rand: func() float64 { return r }})
+		c, err := New(&fakeCred{}, &Options{InitialBackoff: 4 * time.Second, MaxBackoff: time.Minute, jitter: func() float64 { return r }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -574,7 +574,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, cred, clk := failingAfterFirst(t, tt.err, func(o *Options) {
 				o.InitialBackoff = time.Second
-				o.Rand = func() float64 { return 0.5 }
+				o.jitter = func() float64 { return 0.5 }
 			})
 			if !attemptAfter(t, c, cred, clk, 0) {
 				t.Fatal("no refresh at the refresh point")
