@@ -142,7 +142,7 @@ func TestIntegrationUserAssigned(t *testing.T) {
 	}
 	defer c2.Close()
 	_, err = c2.GetToken(context.Background(), opts(uniqueScope("ua-wrong")))
-	if err == nil || !errors.Is(err, ErrCredential) {
+	if err == nil || !errors.Is(err, ErrNoToken) {
 		t.Fatalf("unknown client ID: err = %v, want a credential error", err)
 	}
 	if strings.Contains(err.Error(), m.Header()) {

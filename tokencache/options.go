@@ -118,7 +118,7 @@ func (o *Options) resolve() (config, error) {
 	dur := func(name string, v *time.Duration, def time.Duration) {
 		switch {
 		case *v < 0:
-			errs = append(errs, fmt.Errorf("tokencache: Options.%s must not be negative (got %v); use 0 for the default %v: %w", name, *v, def, ErrInvalidOptions))
+			errs = append(errs, fmt.Errorf("tokencache: Options.%s must not be negative (got %v); use 0 for the default %v: %w", name, *v, def, ErrInvalidConfig))
 		case *v == 0:
 			*v = def
 		}
@@ -129,7 +129,7 @@ func (o *Options) resolve() (config, error) {
 	dur("InitialBackoff", &cfg.initialBackoff, DefaultInitialBackoff)
 	dur("MaxBackoff", &cfg.maxBackoff, DefaultMaxBackoff)
 	if in.MaxBackoff > 0 && in.InitialBackoff > in.MaxBackoff {
-		errs = append(errs, fmt.Errorf("tokencache: Options.InitialBackoff (%v) must not exceed Options.MaxBackoff (%v): %w", in.InitialBackoff, in.MaxBackoff, ErrInvalidOptions))
+		errs = append(errs, fmt.Errorf("tokencache: Options.InitialBackoff (%v) must not exceed Options.MaxBackoff (%v): %w", in.InitialBackoff, in.MaxBackoff, ErrInvalidConfig))
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now

@@ -132,8 +132,8 @@ func TestWedgedCredentialAbandoned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, ErrNoToken) || !errors.Is(err, errTimeout) {
+		t.Fatalf("err = %v, want ErrNoToken (timeout)", err)
 	}
 	eventually(t, "wedged call abandoned", func() bool { return !entryStats(t, c, scope).Refreshing })
 

@@ -283,8 +283,8 @@ func TestTransportTokenError(t *testing.T) {
 	srv := newRecordingServer(t, false)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: c.Transport(scope, nil)}
 	_, err := client.Post(srv.URL, "text/plain", strings.NewReader("x"))
-	if !errors.Is(err, errBoom) {
-		t.Fatalf("err = %v, want the credential error", err)
+	if !errors.Is(err, errBoom) || !errors.Is(err, ErrNoToken) || errors.Is(err, ErrInsecureTransport) {
+		t.Fatalf("err = %v, want ErrNoToken wrapping the credential error", err)
 	}
 	if auths, _ := srv.requests(); len(auths) != 0 {
 		t.Fatal("request sent without a token")
