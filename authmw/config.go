@@ -82,9 +82,9 @@ type Decision struct {
 	Duration time.Duration
 }
 
-// MaxTokenBytes is the largest bearer token accepted; larger ones are rejected as
+// maxTokenBytes is the largest bearer token accepted; larger ones are rejected as
 // malformed_token before any parsing. Entra access tokens are a few KiB.
-const MaxTokenBytes = 16 << 10
+const maxTokenBytes = 16 << 10
 
 // supportedAlgorithms are the algorithms Config.Algorithms may list: asymmetric only.
 var supportedAlgorithms = map[string]bool{"RS256": true, "RS384": true, "RS512": true,

@@ -114,9 +114,9 @@ func notReady(detail string, cause error) *Error {
 // errNoToken is the (shared, immutable) denial for a request without a token.
 var errNoToken = &Error{Kind: ErrNoToken, Reason: ReasonMissingToken}
 
-// ProblemTypeURI is the "type" of problem+json bodies that carry a reason code:
+// problemTypeURI is the "type" of problem+json bodies that carry a reason code:
 // it points to the README's table of reason codes.
-const ProblemTypeURI = "https://github.com/f2fauth/f2fauth/blob/main/README.md#reason-codes"
+const problemTypeURI = "https://github.com/f2fauth/f2fauth/blob/main/README.md#reason-codes"
 
 // genericDetail is the client-facing detail for each reason: fixed text, never
 // anything taken from the request or the token.

@@ -42,7 +42,7 @@ func (m *Middleware) Check(w http.ResponseWriter, r *http.Request) (*http.Reques
 		return r, err
 	}
 	if p != nil {
-		r = r.WithContext(WithPrincipal(r.Context(), p))
+		r = r.WithContext(withPrincipal(r.Context(), p))
 	}
 	return r, nil
 }
@@ -175,8 +175,8 @@ func bearerToken(h http.Header) (string, *Error) {
 	if strings.IndexByte(tok, ' ') >= 0 || strings.IndexByte(tok, '\t') >= 0 {
 		return "", invalid(ReasonMalformedHeader, "more than one token after Bearer", nil)
 	}
-	if len(tok) > MaxTokenBytes {
-		return "", invalid(ReasonMalformedToken, "token of "+strconv.Itoa(len(tok))+" bytes exceeds "+strconv.Itoa(MaxTokenBytes), nil)
+	if len(tok) > maxTokenBytes {
+		return "", invalid(ReasonMalformedToken, "token of "+strconv.Itoa(len(tok))+" bytes exceeds "+strconv.Itoa(maxTokenBytes), nil)
 	}
 	return tok, nil
 }
@@ -193,7 +193,7 @@ type problem struct {
 func newProblem(e *Error) problem {
 	status := e.Status()
 	return problem{
-		Type:   ProblemTypeURI,
+		Type:   problemTypeURI,
 		Title:  http.StatusText(status),
 		Status: status,
 		Detail: genericDetail[e.Reason],

@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("AUTHMW_POLICY_FILE (Config.PolicyFile): %w", err))
 		} else {
-			pol = MergePolicy(fp, cfg.Policy)
+			pol = mergePolicy(fp, cfg.Policy)
 			logIgnoredFields(cfg.Logger, cfg.PolicyFile, ignored)
 		}
 	}
@@ -123,12 +123,9 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 }
 
 // NewFromEnv builds the Config from AUTHMW_* environment variables (see
-// [ConfigFromEnv]) read with getenv, sets its Logger, and calls [New].
-func NewFromEnv(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*Middleware, error) {
-	if getenv == nil {
-		return nil, errors.New("authmw: NewFromEnv: getenv is nil (pass os.Getenv)")
-	}
-	cfg, err := ConfigFromEnv(getenv)
+// [ConfigFromEnv]) read with lookup (nil: os.LookupEnv), sets its Logger, and calls [New].
+func NewFromEnv(ctx context.Context, lookup func(string) (string, bool), logger *slog.Logger) (*Middleware, error) {
+	cfg, err := ConfigFromEnv(lookup)
 	if err != nil {
 		return nil, err
 	}

@@ -149,8 +149,8 @@ type Policy struct {
 	UserClaim string
 }
 
-// ErrInvalidPolicy is wrapped by every problem Policy.Validate, ConfigFromEnv,
-// ParseAuthSettingsV2, ParseVaultJWTRole and LoadPolicyFile report, so callers can test for it with errors.Is.
+// ErrInvalidPolicy is wrapped by every problem Policy.Validate, ConfigFromEnv and
+// LoadPolicyFile report, so callers can test for it with errors.Is.
 // The problems' messages do not repeat its text.
 var ErrInvalidPolicy = errors.New("authmw: invalid policy")
 

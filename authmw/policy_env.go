@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// EnvVars lists every environment variable ConfigFromEnv reads, in documentation order.
-var EnvVars = []string{
+// EnvVars returns every environment variable ConfigFromEnv reads, in documentation
+// order. The slice is the caller's own: changing it changes nothing in authmw.
+func EnvVars() []string { return slices.Clone(envVars) }
+
+// envVars lists every environment variable ConfigFromEnv reads, in documentation order.
+var envVars = []string{
 	"AUTHMW_TENANT_ID",
 	"AUTHMW_AUTHORITY_HOST",
 	"AUTHMW_ISSUER",
@@ -75,34 +78,35 @@ var envForField = map[string]struct{ env, file string }{
 }
 
 // ConfigFromEnv reads a Config from the AUTHMW_* environment variables listed in
-// EnvVars, using getenv; when getenv is nil or os.Getenv it reads the process
-// environment with os.LookupEnv, which also tells a variable set to "" from an unset one. It fills
+// [EnvVars], asking lookup for each; lookup nil means os.LookupEnv (the process
+// environment). lookup reports whether a variable is set, so a variable set to "" is
+// told from an unset one (a map stands in with
+// func(k string) (string, bool) { v, ok := env[k]; return v, ok }). It fills
 // Config.Policy, Config.PolicyFile and the Config fields that have a variable; callers
 // set the rest (Logger, HTTPClient, ...). An unset or empty variable means the default,
 // except for the allow-lists below.
 //
 // Lists are comma-separated; spaces around items are trimmed and empty items dropped.
 // An allow-list (AUTHMW_ALLOWED_*, AUTHMW_REQUIRED_ROLES) that is set but lists no
-// item ("," or " ", or "" in the process environment) accepts nobody: it never turns its check
-// off. Durations use time.ParseDuration syntax ("90s", "5m") or plain seconds ("300")
-// and must lie in their documented ranges. Booleans use strconv.ParseBool ("true",
-// "false", "1", "0").
+// item ("", "," or " ") accepts nobody: it never turns its check off. Durations use
+// time.ParseDuration syntax ("90s", "5m") or plain seconds ("300") and must lie in
+// their documented ranges. Booleans use strconv.ParseBool ("true", "false", "1", "0").
 //
-// When AUTHMW_POLICY_FILE is set, the file is loaded once here and the policy from
-// the environment is merged over it (MergePolicy), so audiences and the issuer may come
-// from the file; the merged result is validated. The returned Config.Policy holds only
-// the environment's settings: the Middleware reads the file itself and keeps watching it.
+// When AUTHMW_POLICY_FILE is set, the file (see [LoadPolicyFile]) is loaded once here
+// and the policy from the environment is laid over it, so audiences and the issuer may
+// come from the file: a variable with a value replaces the file's value (a list
+// replaces the file's list; an allow-list set to "" replaces it with one that accepts
+// nobody), and a boolean can only turn a check on. The merged result
+// is validated. The returned Config.Policy holds only the environment's settings: the
+// Middleware reads the file itself and keeps watching it.
 //
 // Every problem is reported together (errors.Join, after one "authmw: invalid
 // configuration: " prefix), each naming the variable and saying what to do, e.g.
 // "AUTHMW_AUDIENCES is required: set it to the callee's Application ID URI or client
 // ID". Each wraps ErrInvalidPolicy.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	// The process environment tells a variable set to "" from an unset one; a plain
-	// getenv function cannot, so there only a non-empty value counts as set.
-	lookup := os.LookupEnv
-	if getenv != nil && reflect.ValueOf(getenv).Pointer() != reflect.ValueOf(os.Getenv).Pointer() {
-		lookup = func(name string) (string, bool) { v := getenv(name); return v, v != "" }
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
 	get := func(name string) string { v, _ := lookup(name); return strings.TrimSpace(v) }
 	// list is nil when the variable is unset, and non-nil (maybe empty) when it is set.
@@ -229,7 +233,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			bad("AUTHMW_POLICY_FILE", "cannot be used: %v: fix the file or unset the variable", err)
 			return c, joinConfigErrors(errs)
 		}
-		merged = MergePolicy(fp, c.Policy)
+		merged = mergePolicy(fp, c.Policy)
 		fileHint, format = c.PolicyFile, ff
 	}
 	errs = append(errs, merged.problemErrs(settingNames(fileHint, format))...)

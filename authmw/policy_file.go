@@ -17,12 +17,21 @@ import (
 // maxPolicyFileBytes bounds a policy file; real authsettingsV2 documents are a few KiB.
 const maxPolicyFileBytes = 1 << 20
 
-// LoadPolicyFile reads a policy from a JSON file in the shape of Easy Auth's
-// authsettingsV2 (see ParseAuthSettingsV2) or of a Vault/OpenBao JWT auth role (see
-// ParseVaultJWTRole), told apart by their keys. The result is not validated on its own,
-// because environment settings may complete it: merge it (MergePolicy) and call
-// Policy.Validate on the result. Errors name the file and wrap ErrInvalidPolicy when
-// the content is at fault.
+// LoadPolicyFile reads a policy from a JSON file: an Easy Auth authsettingsV2
+// document (the ARM properties object, a whole resource document, the output of
+// `az webapp auth show`, or the WEBSITE_AUTH_V2_CONFIG_JSON value; mapping in the
+// README, "Easy Auth authsettingsV2 -> f2fauth") or a Vault/OpenBao JWT auth role
+// (the body of `vault write` or the output of `vault read -format=json`; mapping in
+// docs/vault-role.md), told apart by their keys. Parsing is strict: an unknown or
+// repeated key, or a setting authmw cannot honour, is an error. Role fields that only
+// shape the token Vault issues (token_policies, ...) are skipped; the Middleware logs
+// them when it loads the file.
+//
+// The result is not validated on its own, because other settings may complete it:
+// set what is missing and call Policy.Validate, or give the path to New as
+// Config.PolicyFile (or AUTHMW_POLICY_FILE), which lays Config.Policy over the file,
+// validates the result and watches the file. Errors name the file and wrap
+// ErrInvalidPolicy when the content is at fault.
 func LoadPolicyFile(path string) (Policy, error) {
 	p, _, _, err := loadPolicyFile(path)
 	return p, err
@@ -136,7 +145,7 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseAuthSettingsV2 reads a Policy from an Easy Auth authsettingsV2 document. It
+// parseAuthSettingsV2 reads a Policy from an Easy Auth authsettingsV2 document. It
 // accepts the ARM properties object, a whole resource document ({"id": ...,
 // "properties": {...}}), the output of `az webapp auth show`, and the
 // WEBSITE_AUTH_V2_CONFIG_JSON app setting (also when that is given as a JSON string).
@@ -152,7 +161,7 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 // provider, RedirectToLoginPage, a multi-tenant openIdIssuer. Syntax errors give the
 // line and column. The result is not validated as a whole (see LoadPolicyFile).
 // Errors wrap ErrInvalidPolicy.
-func ParseAuthSettingsV2(data []byte) (Policy, error) {
+func parseAuthSettingsV2(data []byte) (Policy, error) {
 	if !utf8.Valid(data) {
 		return Policy{}, invalidPolicy("authsettingsV2: the document is not valid UTF-8")
 	}
@@ -531,12 +540,12 @@ func appendUnique(dst []string, add ...string) []string {
 	return dst
 }
 
-// MergePolicy returns base with every set field of override replacing base's: a
+// mergePolicy returns base with every set field of override replacing base's: a
 // non-empty string or map, a non-nil list (also an empty one, which accepts nobody), a
 // non-zero duration, or a true boolean. (An override therefore cannot turn a boolean
 // back to false, nor remove a list.) Lists are replaced, not merged. ConfigFromEnv and
 // the policy-file watcher use it to lay the environment's settings over the file's.
-func MergePolicy(base, override Policy) Policy {
+func mergePolicy(base, override Policy) Policy {
 	out := base
 	str := func(dst *string, v string) {
 		if v != "" {

@@ -72,8 +72,8 @@ const (
 )
 
 // parsePolicyDocument tells the shape of a policy document by its top-level keys and
-// parses it: an Easy Auth authsettingsV2 document (ParseAuthSettingsV2) or a Vault JWT
-// auth role (ParseVaultJWTRole). A document with keys of both, or with keys of
+// parses it: an Easy Auth authsettingsV2 document (parseAuthSettingsV2) or a Vault JWT
+// auth role (parseVaultJWTRole). A document with keys of both, or with keys of
 // neither, is refused. It also returns the fields read but not honoured, to be logged.
 func parsePolicyDocument(data []byte) (Policy, policyFormat, []string, error) {
 	keys := topLevelKeys(data)
@@ -94,13 +94,13 @@ func parsePolicyDocument(data []byte) (Policy, policyFormat, []string, error) {
 		return Policy{}, 0, nil, invalidPolicy("the document mixes keys of a Vault JWT role (%s) and of an Easy Auth authsettingsV2 document (%s): a policy file is one or the other",
 			quoteList(vault), quoteList(auth))
 	case len(vault) > 0:
-		p, ignored, err := ParseVaultJWTRole(data)
+		p, ignored, err := parseVaultJWTRole(data)
 		return p, formatVaultRole, ignored, err
 	case len(auth) == 0 && len(other) > 0:
 		return Policy{}, 0, nil, invalidPolicy("the document is neither an Easy Auth authsettingsV2 document (keys such as properties, globalValidation, identityProviders) "+
 			"nor a Vault JWT auth role (keys such as role_type, bound_audiences, user_claim, or the {\"data\": ...} output of vault read): found %s", quoteList(other))
 	}
-	p, err := ParseAuthSettingsV2(data)
+	p, err := parseAuthSettingsV2(data)
 	return p, formatAuthSettingsV2, nil, err
 }
 
@@ -228,7 +228,7 @@ func objectMembers(data []byte, prefix string) (map[string]json.RawMessage, erro
 	return out, nil
 }
 
-// ParseVaultJWTRole reads a Policy from a HashiCorp Vault or OpenBao JWT auth role, in
+// parseVaultJWTRole reads a Policy from a HashiCorp Vault or OpenBao JWT auth role, in
 // either shape: the JSON body written with `vault write auth/<mount>/role/<name>`
 // (the role's fields at top level) or the output of `vault read -format=json
 // auth/<mount>/role/<name>` (the fields under "data", next to request_id, lease_id
@@ -254,7 +254,7 @@ func objectMembers(data []byte, prefix string) (map[string]json.RawMessage, erro
 // Fields that only shape the Vault token issued at login (policies, token_policies,
 // token_num_uses, token_period, token_type, groups_claim, oidc_scopes, ...) cannot be
 // honoured and are returned, described, in ignored, for the caller to log.
-func ParseVaultJWTRole(data []byte) (p Policy, ignored []string, err error) {
+func parseVaultJWTRole(data []byte) (p Policy, ignored []string, err error) {
 	if !utf8.Valid(data) {
 		return Policy{}, nil, invalidPolicy("Vault JWT role: the document is not valid UTF-8")
 	}

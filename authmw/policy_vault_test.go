@@ -146,7 +146,7 @@ func TestParseVaultJWTRoleFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ignored, err := ParseVaultJWTRole([]byte(tt.doc))
+			got, ignored, err := parseVaultJWTRole([]byte(tt.doc))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidPolicy) {
 					t.Fatalf("err = %v, want one containing %q (and wrapping ErrInvalidPolicy)", err, tt.wantErr)
@@ -254,12 +254,12 @@ func TestVaultRoleRefusedByConfigFromEnv(t *testing.T) {
 		}
 		return p
 	}
-	env := func(extra map[string]string) func(string) string {
+	env := func(extra map[string]string) func(string) (string, bool) {
 		m := map[string]string{"AUTHMW_TENANT_ID": tTenant, "AUTHMW_AUDIENCES": "api://callee"}
 		for k, v := range extra {
 			m[k] = v
 		}
-		return func(k string) string { return m[k] }
+		return envFunc(m)
 	}
 	tests := []struct {
 		name string

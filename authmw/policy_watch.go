@@ -23,7 +23,7 @@ type policyTarget interface {
 // startPolicyWatcher polls the policy file at path every interval until ctx is done.
 // When the content changes (by stat — modification time and size — or by SHA-256 of
 // the bytes, so a same-size rewrite within the file system's timestamp granularity is
-// still seen), the file is parsed, override is merged over it (MergePolicy) and the
+// still seen), the file is parsed, override is merged over it (mergePolicy) and the
 // result, when it differs from target's active policy, is passed to target.SetPolicy.
 // The first poll reads the file too, so a change made while the Middleware started is
 // not missed. An unreadable or invalid file, a change that would turn an active check
@@ -137,7 +137,7 @@ func (w *policyWatcher) poll() {
 		reject("rejected", err)
 		return
 	}
-	merged := MergePolicy(fp, w.override)
+	merged := mergePolicy(fp, w.override)
 	if errs := merged.problemErrs(settingNames(w.path, format)); len(errs) > 0 {
 		reject("rejected", errors.Join(errs...))
 		return

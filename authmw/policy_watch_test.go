@@ -56,11 +56,11 @@ type applyRecorder struct {
 // newRecorder returns a recorder whose active policy is doc merged with override.
 func newRecorder(t *testing.T, doc string, override Policy) *applyRecorder {
 	t.Helper()
-	fp, err := ParseAuthSettingsV2([]byte(doc))
+	fp, err := parseAuthSettingsV2([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := compilePolicy(MergePolicy(fp, override))
+	cp, err := compilePolicy(mergePolicy(fp, override))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,8 +40,8 @@ type Principal struct {
 
 type ctxKey struct{}
 
-// WithPrincipal returns a copy of ctx carrying p.
-func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+// withPrincipal returns a copy of ctx carrying p.
+func withPrincipal(ctx context.Context, p *Principal) context.Context {
 	return context.WithValue(ctx, ctxKey{}, p)
 }
 

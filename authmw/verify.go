@@ -32,8 +32,8 @@ func (m *Middleware) verify(ctx context.Context, raw string, st *policyState) (*
 	if raw == "" {
 		return nil, false, errNoToken
 	}
-	if len(raw) > MaxTokenBytes {
-		return nil, false, invalid(ReasonMalformedToken, fmt.Sprintf("token of %d bytes exceeds %d", len(raw), MaxTokenBytes), nil)
+	if len(raw) > maxTokenBytes {
+		return nil, false, invalid(ReasonMalformedToken, fmt.Sprintf("token of %d bytes exceeds %d", len(raw), maxTokenBytes), nil)
 	}
 	now := m.cfg.Now()
 

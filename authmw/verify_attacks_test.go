@@ -497,7 +497,7 @@ func TestClaimSettingsFromEnv(t *testing.T) {
 			for k, v := range base {
 				env[k] = v
 			}
-			c, err := ConfigFromEnv(func(k string) string { return env[k] })
+			c, err := ConfigFromEnv(envFunc(env))
 			if tc.wantErr != nil {
 				if err == nil {
 					t.Fatal("accepted")

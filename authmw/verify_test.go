@@ -125,7 +125,7 @@ func TestNewFromEnv(t *testing.T) {
 		"AUTHMW_AUDIENCES":      testAudience,
 		"AUTHMW_REQUIRED_ROLES": "Callee.Invoke",
 	}
-	m, err := NewFromEnv(context.Background(), func(k string) string { return env[k] }, nil)
+	m, err := NewFromEnv(context.Background(), envFunc(env), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestNewFromEnv(t *testing.T) {
 	if got := m.Policy(); got.TenantID != idp.TenantID() || got.ClockSkew != DefaultClockSkew || got.UnauthenticatedAction != Return401 {
 		t.Errorf("policy = %+v", got)
 	}
-	if _, err := NewFromEnv(context.Background(), func(string) string { return "" }, nil); err == nil || !strings.Contains(err.Error(), "AUTHMW_AUDIENCES") {
+	if _, err := NewFromEnv(context.Background(), envFunc(nil), nil); err == nil || !strings.Contains(err.Error(), "AUTHMW_AUDIENCES") {
 		t.Errorf("missing env: %v", err)
 	}
 }

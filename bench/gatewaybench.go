@@ -84,7 +84,7 @@ func startGatewayStack(ctx context.Context, p *localidp.Platform) (*gatewayStack
 		"AUTHMW_REQUIRED_ROLES":       requiredRole,
 		callee.EnvUpstreamURL:         s.upstreamURL,
 	}
-	srv, err := callee.NewServer(ctx, func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+	srv, err := callee.NewServer(ctx, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, slog.New(slog.DiscardHandler))
 	if err != nil {
 		up.Close()
 		return nil, err

@@ -74,7 +74,7 @@ func GatewayConfigFromEnv(getenv func(string) string) (*GatewayConfig, error) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
 	}
 	if raw == "" {
-		for _, k := range GatewaySettings {
+		for _, k := range gatewaySettings {
 			if strings.TrimSpace(getenv(k)) != "" {
 				bad("%s is set but %s is not: set %s to the application's URL (e.g. http://127.0.0.1:8080) or remove %s", k, EnvUpstreamURL, EnvUpstreamURL, k)
 			}

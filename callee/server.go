@@ -76,17 +76,21 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// NewServer reads the callee's configuration with getenv — the AUTHMW_* variables of
+// NewServer reads the callee's configuration with lookup (nil: os.LookupEnv, the
+// process environment), which reports whether a variable is set — the AUTHMW_* variables of
 // package authmw, FUNCTIONS_CUSTOMHANDLER_PORT / PORT, CALLEE_LOG_LEVEL and the
 // gateway settings (CALLEE_UPSTREAM_URL and the others in [GatewaySettings]) — and
 // builds the server. Every configuration problem is reported together, each naming its
 // variable. It does not block on the network (authmw loads the issuer's keys in the
 // background; see [Server.WaitReady]). logger nil means a JSON logger on stderr at the
 // level of CALLEE_LOG_LEVEL.
-func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*Server, error) {
-	if getenv == nil {
-		return nil, fmt.Errorf("%w: getenv is nil (pass os.Getenv)", ErrConfig)
+func NewServer(ctx context.Context, lookup func(string) (string, bool), logger *slog.Logger) (*Server, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
+	// The callee's own settings treat "" as unset; authmw tells them apart (an
+	// allow-list set to "" accepts nobody).
+	getenv := func(name string) string { v, _ := lookup(name); return v }
 	var errs []error
 	level, err := LogLevel(getenv)
 	if err != nil {
@@ -105,7 +109,7 @@ func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Log
 	}
 	// Every setting is checked before anything starts: a configuration error is
 	// reported alone, never after background discovery has begun.
-	cfg, err := authmw.ConfigFromEnv(getenv)
+	cfg, err := authmw.ConfigFromEnv(lookup)
 	if err == nil {
 		// The gateway hands the upstream the verified identity as Easy Auth does.
 		cfg.Policy.EasyAuthHeaders = cfg.Policy.EasyAuthHeaders || gwCfg != nil
@@ -247,17 +251,18 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Run is the callee's whole program: it builds the server from getenv, listens on
+// Run is the callee's whole program: it builds the server from lookup (nil:
+// os.LookupEnv; see [NewServer]), listens on
 // 127.0.0.1 (the Functions host dials 127.0.0.1) and serves until ctx is cancelled or
 // the process receives SIGTERM or SIGINT, then shuts down gracefully. A configuration
 // error ([*ConfigError]) is returned before anything listens. A permanent failure of
 // an issuer before its keys load (unknown tenant, issuer mismatch, no usable key) stops
 // the server and is returned as a [*StartupError]; transient ones are waited out.
 // main prints the error and exits non-zero.
-func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
+func Run(ctx context.Context, lookup func(string) (string, bool), logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	s, err := NewServer(ctx, getenv, logger)
+	s, err := NewServer(ctx, lookup, logger)
 	if err != nil {
 		return err
 	}
@@ -280,6 +285,10 @@ func (s *Server) ready(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// problemTypeURI is the "type" of authmw's problem+json bodies, which the
+// exclusive function's own 401 imitates (TestAnonymousFunctionAnswersLikeAuthmw).
+const problemTypeURI = "https://github.com/f2fauth/f2fauth/blob/main/README.md#reason-codes"
+
 // exclusive answers with the verified caller. Without a Principal (AllowAnonymous
 // configured) it fails closed with 401: the function is for authenticated callers only.
 func (s *Server) exclusive(c echo.Context) error {
@@ -289,7 +298,7 @@ func (s *Server) exclusive(c echo.Context) error {
 		h.Set("WWW-Authenticate", `Bearer realm="`+safeRealm(c.Request().Host)+`"`)
 		h.Set("Cache-Control", "no-store")
 		return c.Blob(http.StatusUnauthorized, "application/problem+json",
-			[]byte(`{"type":"`+authmw.ProblemTypeURI+`","title":"Unauthorized","status":401,"detail":"The request has no bearer token in the Authorization header.","reason":"missing_token"}`))
+			[]byte(`{"type":"`+problemTypeURI+`","title":"Unauthorized","status":401,"detail":"The request has no bearer token in the Authorization header.","reason":"missing_token"}`))
 	}
 	roles := p.Roles
 	if roles == nil {

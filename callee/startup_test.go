@@ -450,7 +450,7 @@ func TestHealthReportsPermanentFailure(t *testing.T) {
 	env := settingsFor(iss)
 	env["AUTHMW_TENANT_ID"] = otherTenant
 	logs := &testutil.SyncBuffer{}
-	s, err := callee.NewServer(t.Context(), func(k string) string { return env[k] }, callee.NewLogger(logs, slog.LevelDebug))
+	s, err := callee.NewServer(t.Context(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, callee.NewLogger(logs, slog.LevelDebug))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +492,7 @@ func TestConfigErrorOnePrefix(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"CALLEE_LOG_LEVEL": "loud", "AUTHMW_TENANT_ID": "contoso.com", "AUTHMW_AUDIENCES": startupAudience,
 		"AUTHMW_ALLOWED_APPLICATIONS": startupApp, "PORT": "99999"}
-	_, err := callee.NewServer(t.Context(), func(k string) string { return env[k] }, nil)
+	_, err := callee.NewServer(t.Context(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	ce, ok := errors.AsType[*callee.ConfigError](err)
 	if !ok || !errors.Is(err, callee.ErrConfig) || !errors.Is(err, authmw.ErrInvalidPolicy) {
 		t.Fatalf("NewServer = %v; want a ConfigError matching ErrConfig and authmw.ErrInvalidPolicy", err)

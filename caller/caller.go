@@ -380,15 +380,10 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// isTokenError reports whether err came from the token cache (no usable token).
+// isTokenError reports whether err came from the token cache: no usable token, or a
+// request it would not send the token with.
 func isTokenError(err error) bool {
-	for _, target := range []error{tokencache.ErrCredential, tokencache.ErrTimeout, tokencache.ErrTokenTooShortLived,
-		tokencache.ErrClosed, tokencache.ErrNoScopes} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return errors.Is(err, tokencache.ErrInsecureTransport)
+	return errors.Is(err, tokencache.ErrNoToken) || errors.Is(err, tokencache.ErrInsecureTransport)
 }
 
 // sanitizeReason keeps a problem reason code only if it looks like one (the callee's

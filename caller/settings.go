@@ -27,12 +27,15 @@ const (
 	EnvMaxRetries = "CALLER_MAX_RETRIES"
 )
 
-// Settings lists every app setting the caller reads.
-var Settings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule, EnvClientID, EnvCredential, EnvTimeout, EnvMaxRetries,
-	EnvKeyVaultURL, EnvKeyVaultSecret, EnvKeyVaultCAFile}
+// Settings returns every app setting the caller reads. The slice is the caller's own.
+func Settings() []string {
+	return []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule, EnvClientID, EnvCredential, EnvTimeout, EnvMaxRetries,
+		EnvKeyVaultURL, EnvKeyVaultSecret, EnvKeyVaultCAFile}
+}
 
-// RequiredSettings lists the app settings a deployment must set.
-var RequiredSettings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule}
+// RequiredSettings returns the app settings a deployment must set. The slice is the
+// caller's own.
+func RequiredSettings() []string { return []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule} }
 
 // Settings the Functions host sets for the handler process; they are not app settings and
 // are therefore not in [Settings].

@@ -96,7 +96,7 @@ type entry struct {
 func New(cred azcore.TokenCredential, opts *Options) (*Cache, error) {
 	cfg, err := opts.resolve()
 	if cred == nil {
-		err = joinErr(ErrNilCredential, err)
+		err = joinErr(errNilCredential, err)
 	}
 	if err != nil {
 		return nil, err
@@ -112,14 +112,14 @@ func New(cred azcore.TokenCredential, opts *Options) (*Cache, error) {
 // margin from now. Past the token's refresh point, a background refresh starts
 // and the caller still gets the cached token at once. When no usable token is
 // cached, the caller waits for the credential, bounded by ctx and
-// Options.Timeout; on failure the error wraps [ErrCredential] and the
-// credential's error and names the scope (never the token, nor any other
+// Options.Timeout; on failure the error wraps [ErrNoToken] (and the
+// credential's error, when the credential failed) and names the scope (never the token, nor any other
 // secret: the message is redacted). A failure is remembered for the scope
 // until its backoff (or the server's Retry-After) has passed: meanwhile every
 // caller gets the same error without a new credential call.
 func (c *Cache) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	if c.closed.Load() {
-		return azcore.AccessToken{}, ErrClosed
+		return azcore.AccessToken{}, errClosed
 	}
 	e := c.lookup(&opts)
 	if e != nil {
@@ -186,7 +186,7 @@ func (c *Cache) getOrCreate(o *policy.TokenRequestOptions) (*entry, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	if v, ok := c.entries.Load(key); ok {
 		return v.(*entry), nil
@@ -246,7 +246,7 @@ func (c *Cache) sweep() {
 // answers a remembered failure, or starts a call.
 func (c *Cache) getSlow(ctx context.Context, o *policy.TokenRequestOptions, e *entry) (azcore.AccessToken, error) {
 	if len(o.Scopes) == 0 {
-		return azcore.AccessToken{}, ErrNoScopes
+		return azcore.AccessToken{}, errNoScopes
 	}
 	if e == nil || e.evicted.Load() {
 		var err error
@@ -285,18 +285,18 @@ func (c *Cache) getSlow(ctx context.Context, o *policy.TokenRequestOptions, e *e
 	e.mu.Unlock()
 
 	if err := ctx.Err(); err != nil {
-		return azcore.AccessToken{}, fmt.Errorf("tokencache: waiting for a token for scope %q: %w", e.label, err)
+		return azcore.AccessToken{}, fmt.Errorf("%w for scope %q: the caller stopped waiting: %w", ErrNoToken, e.label, err)
 	}
 	t := time.NewTimer(c.cfg.timeout)
 	defer t.Stop()
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
-		return azcore.AccessToken{}, fmt.Errorf("tokencache: waiting for a token for scope %q: %w", e.label, ctx.Err())
+		return azcore.AccessToken{}, fmt.Errorf("%w for scope %q: the caller stopped waiting: %w", ErrNoToken, e.label, ctx.Err())
 	case <-t.C:
-		return azcore.AccessToken{}, fmt.Errorf("%w (%v) for scope %q", ErrTimeout, c.cfg.timeout, e.label)
+		return azcore.AccessToken{}, fmt.Errorf("%w for scope %q: %w (%v)", ErrNoToken, e.label, errTimeout, c.cfg.timeout)
 	case <-c.life.Done():
-		return azcore.AccessToken{}, ErrClosed
+		return azcore.AccessToken{}, errClosed
 	}
 	if cl.err != nil {
 		// A failed forced refresh leaves the old token in service.
@@ -343,7 +343,7 @@ func (c *Cache) enter() bool {
 // start launches a credential call for e. e.mu must be held.
 func (c *Cache) start(e *entry, background bool) (*call, error) {
 	if !c.enter() {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	cl := &call{done: make(chan struct{})}
 	e.inflight = cl
@@ -392,7 +392,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 			case r := <-res:
 				tok, err = r.tok, r.err
 			case <-t.C:
-				err = ErrClosed
+				err = errAbandonedOnClose
 			}
 			t.Stop()
 			break
@@ -401,7 +401,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 		case r := <-res:
 			tok, err = r.tok, r.err
 		default:
-			err = fmt.Errorf("%w: the credential did not return within %v and was abandoned", ErrTimeout, c.cfg.timeout)
+			err = fmt.Errorf("%w: the credential did not return within %v and was abandoned", errTimeout, c.cfg.timeout)
 		}
 	}
 	cancel()
@@ -478,7 +478,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 func (c *Cache) callCredential(ctx context.Context, opts policy.TokenRequestOptions) (tok azcore.AccessToken, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			tok, err = azcore.AccessToken{}, fmt.Errorf("%w: %v", ErrCredentialPanic, r)
+			tok, err = azcore.AccessToken{}, fmt.Errorf("%w: %v", errCredentialPanic, r)
 		}
 	}()
 	return c.cred.GetToken(ctx, opts)
@@ -494,7 +494,7 @@ const maxErrorBytes = 2048
 // credError is a credential failure as the cache returns it: the message
 // names the scope and carries the credential's error redacted (no known
 // secret, no token-shaped string) on one bounded line; errors.Is and
-// errors.As still reach [ErrCredential] and the credential's error.
+// errors.As still reach [ErrNoToken] and the credential's error.
 type credError struct {
 	msg   string
 	cause error
@@ -502,7 +502,7 @@ type credError struct {
 
 func newCredError(label string, err error) *credError {
 	detail := redact.Line(errorText(err), maxErrorBytes, knownSecrets()...)
-	return &credError{msg: fmt.Sprintf("%v for scope %q: %s", ErrCredential, label, detail), cause: err}
+	return &credError{msg: fmt.Sprintf("%v for scope %q: %s", ErrNoToken, label, detail), cause: err}
 }
 
 // errorText returns err.Error(), or a placeholder when that panics (an
@@ -517,7 +517,7 @@ func errorText(err error) (s string) {
 }
 
 func (e *credError) Error() string   { return e.msg }
-func (e *credError) Unwrap() []error { return []error{ErrCredential, e.cause} }
+func (e *credError) Unwrap() []error { return []error{ErrNoToken, e.cause} }
 
 // knownSecrets returns the managed-identity secrets of the environment, which
 // an identity endpoint may echo into an error body.
@@ -576,7 +576,7 @@ func (c *Cache) newState(tok azcore.AccessToken, now time.Time) (*tokenState, er
 	}
 	usable := exp.Add(-c.cfg.safetyMargin)
 	if usable.Sub(now) < minRefreshInterval {
-		return nil, fmt.Errorf("%w (expires on %s, safety margin %v, minimum usable time %v)", ErrTokenTooShortLived,
+		return nil, fmt.Errorf("%w (expires on %s, safety margin %v, minimum usable time %v)", errTokenTooShortLived,
 			tok.ExpiresOn.UTC().Format(time.RFC3339), c.cfg.safetyMargin, minRefreshInterval)
 	}
 	refresh := c.refreshPoint(exp, tok.RefreshOn, now)
@@ -745,7 +745,7 @@ func (c *Cache) Invalidate(scope string) bool {
 // Close stops the cache's background work: it cancels in-flight credential
 // calls, stops refresh timers and waits for every goroutine the cache started
 // except a credential call that ignores its context, which is abandoned (so
-// Close returns promptly). Later calls to GetToken return [ErrClosed]. Close
+// Close returns promptly). Later calls to GetToken return an error wrapping [ErrNoToken]. Close
 // is idempotent and always returns nil.
 func (c *Cache) Close() error {
 	c.lifeMu.Lock()

@@ -61,8 +61,8 @@ func TestNewValidation(t *testing.T) {
 				}
 				return
 			}
-			if err == nil {
-				t.Fatal("New succeeded, want error")
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("New: %v, want ErrInvalidConfig", err)
 			}
 			for _, s := range tt.wantErr {
 				if !strings.Contains(err.Error(), s) {
@@ -148,8 +148,8 @@ func TestKeyedByScopesTenantClaimsCAE(t *testing.T) {
 
 func TestNoScopes(t *testing.T) {
 	c := newTestCache(t, &fakeCred{}, newFakeClock(), nil)
-	if _, err := c.GetToken(context.Background(), policy.TokenRequestOptions{}); !errors.Is(err, ErrNoScopes) {
-		t.Fatalf("err = %v, want ErrNoScopes", err)
+	if _, err := c.GetToken(context.Background(), policy.TokenRequestOptions{}); !errors.Is(err, ErrNoToken) || !errors.Is(err, errNoScopes) {
+		t.Fatalf("err = %v, want ErrNoToken for no scopes", err)
 	}
 }
 
@@ -224,8 +224,8 @@ func TestCancelledWaiterReturnsWhileFetchContinues(t *testing.T) {
 	eventually(t, "second caller waiting", func() bool { return c.Stats().Misses == 2 })
 
 	cancelA()
-	if err := <-errA; !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled waiter err = %v, want context.Canceled", err)
+	if err := <-errA; !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNoToken) {
+		t.Fatalf("cancelled waiter err = %v, want ErrNoToken and context.Canceled", err)
 	}
 	select {
 	case r := <-resB:
@@ -255,8 +255,8 @@ func TestWaiterBoundedByTimeout(t *testing.T) {
 	c := newTestCache(t, cred, clk, func(o *Options) { o.Timeout = 20 * time.Millisecond })
 	t.Cleanup(func() { close(release) }) // runs before Close (LIFO)
 	_, err := c.GetToken(context.Background(), opts(scope))
-	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), scope) {
-		t.Fatalf("err = %v, want ErrTimeout naming the scope", err)
+	if !errors.Is(err, ErrNoToken) || !errors.Is(err, errTimeout) || !strings.Contains(err.Error(), scope) {
+		t.Fatalf("err = %v, want ErrNoToken (timeout) naming the scope", err)
 	}
 }
 
@@ -272,7 +272,7 @@ func TestFetchUsesTimeoutOnLifecycleContext(t *testing.T) {
 	})
 	c := newTestCache(t, cred, clk, func(o *Options) { o.Timeout = 20 * time.Millisecond })
 	_, err := c.GetToken(context.Background(), opts(scope))
-	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrTimeout) {
+	if !errors.Is(err, ErrNoToken) || (!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errTimeout)) {
 		t.Fatalf("err = %v, want a deadline error", err)
 	}
 }
@@ -298,7 +298,7 @@ func TestRefreshPoint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(&fakeCred{}, &Options{SafetyMargin: tt.margin, Rand: func() float64 { return tt.rand }})
+			c, err := New(&fakeCred{}, &Options{SafetyMargin: tt.margin, jitter: func() float64 { return tt.rand }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -426,8 +426,8 @@ func TestCredentialReturnsTooShortToken(t *testing.T) {
 	cred.set(tokenFor(clk, 20*time.Second))
 	c := newTestCache(t, cred, clk, nil)
 	_, err := c.GetToken(context.Background(), opts(scope))
-	if !errors.Is(err, ErrTokenTooShortLived) || !errors.Is(err, ErrCredential) {
-		t.Fatalf("err = %v, want ErrTokenTooShortLived", err)
+	if !errors.Is(err, errTokenTooShortLived) || !errors.Is(err, ErrNoToken) {
+		t.Fatalf("err = %v, want ErrNoToken (too short-lived)", err)
 	}
 }
 
@@ -467,8 +467,8 @@ func TestStaleWhileErrorThenErrorNamingScope(t *testing.T) {
 	}
 	// Now within the margin: the caller gets the credential's error, wrapped.
 	_, err := c.GetToken(ctx, opts(scope))
-	if !errors.Is(err, errBoom) || !errors.Is(err, ErrCredential) {
-		t.Fatalf("err = %v, want ErrCredential wrapping the credential's error", err)
+	if !errors.Is(err, errBoom) || !errors.Is(err, ErrNoToken) {
+		t.Fatalf("err = %v, want ErrNoToken wrapping the credential's error", err)
 	}
 	if !strings.Contains(err.Error(), scope) || strings.Contains(err.Error(), secret) {
 		t.Fatalf("error %q must name the scope and not contain the token", err)
@@ -521,7 +521,7 @@ func TestBackoffGrowth(t *testing.T) {
 	c, cred, clk := failingAfterFirst(t, errBoom, func(o *Options) {
 		o.InitialBackoff = time.Second
 		o.MaxBackoff = 8 * time.Second
-		o.Rand = func() float64 { return 0.5 } // nominal delays, nominal refresh jitter
+		o.jitter = func() float64 { return 0.5 } // nominal delays, nominal refresh jitter
 	})
 	// The first refresh attempt (refresh point already passed with jitter).
 	if !attemptAfter(t, c, cred, clk, 0) {
@@ -542,7 +542,7 @@ func TestBackoffGrowth(t *testing.T) {
 
 func TestBackoffJitterBounds(t *testing.T) {
 	for _, r := range []float64{0, 0.25, 0.5, 0.999, 1.5, -1} {
-		c, err := New(&fakeCred{}, &Options{InitialBackoff: 4 * time.Second, MaxBackoff: time.Minute, Rand: func() float64 { return r }})
+		c, err := New(&fakeCred{}, &Options{InitialBackoff: 4 * time.Second, MaxBackoff: time.Minute, jitter: func() float64 { return r }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -574,7 +574,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, cred, clk := failingAfterFirst(t, tt.err, func(o *Options) {
 				o.InitialBackoff = time.Second
-				o.Rand = func() float64 { return 0.5 }
+				o.jitter = func() float64 { return 0.5 }
 			})
 			if !attemptAfter(t, c, cred, clk, 0) {
 				t.Fatal("no refresh at the refresh point")
@@ -744,8 +744,8 @@ func TestCloseStopsEverything(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := <-blocked; err == nil {
-		t.Fatal("waiter got a token from a closed cache")
+	if err := <-blocked; !errors.Is(err, ErrNoToken) {
+		t.Fatalf("waiter on a closed cache got %v, want ErrNoToken", err)
 	}
 	select {
 	case err := <-fetchErr:
@@ -758,11 +758,11 @@ func TestCloseStopsEverything(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := c.GetToken(context.Background(), opts("api://s0/.default")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("GetToken after Close = %v, want ErrClosed", err)
+	if _, err := c.GetToken(context.Background(), opts("api://s0/.default")); !errors.Is(err, ErrNoToken) || !errors.Is(err, errClosed) {
+		t.Fatalf("GetToken after Close = %v, want ErrNoToken (closed)", err)
 	}
-	if _, err := c.GetToken(context.Background(), opts("api://new/.default")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("GetToken after Close = %v, want ErrClosed", err)
+	if _, err := c.GetToken(context.Background(), opts("api://new/.default")); !errors.Is(err, ErrNoToken) || !errors.Is(err, errClosed) {
+		t.Fatalf("GetToken after Close = %v, want ErrNoToken (closed)", err)
 	}
 	if c.Invalidate("api://s0/.default") {
 		t.Fatal("Invalidate after Close took effect")
@@ -798,7 +798,7 @@ func TestCredentialPanicBecomesError(t *testing.T) {
 		panic("boom")
 	})
 	c := newTestCache(t, cred, newFakeClock(), nil)
-	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, ErrCredentialPanic) {
-		t.Fatalf("err = %v, want ErrCredentialPanic", err)
+	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, ErrNoToken) || !errors.Is(err, errCredentialPanic) {
+		t.Fatalf("err = %v, want ErrNoToken (panic)", err)
 	}
 }

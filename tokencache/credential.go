@@ -57,7 +57,7 @@ func newManagedIdentityCredential(clientID string, retry *azcore.ClientOptions) 
 		if clientID != "" {
 			which = fmt.Sprintf("user-assigned (AZURE_CLIENT_ID %q)", clientID)
 		}
-		return nil, fmt.Errorf("tokencache: creating %s managed identity credential: %w", which, err)
+		return nil, fmt.Errorf("%w: creating the %s managed identity credential: %w", ErrInvalidConfig, which, err)
 	}
 	return cred, nil
 }
@@ -72,7 +72,7 @@ func newManagedIdentityCredential(clientID string, retry *azcore.ClientOptions) 
 // a client ID) are set; and the Azure CLI. Links that cannot be constructed are
 // skipped. clientID selects a user-assigned identity / the workload identity's
 // app ("" = system-assigned / AZURE_CLIENT_ID). An unknown kind yields an
-// error wrapping [ErrUnknownCredentialKind] that names the value.
+// error wrapping [ErrInvalidConfig] that names the value.
 func NewCredential(kind CredentialKind, clientID string) (azcore.TokenCredential, error) {
 	switch kind {
 	case ManagedIdentity:
@@ -84,7 +84,7 @@ func NewCredential(kind CredentialKind, clientID string) (azcore.TokenCredential
 		}
 		return azidentity.NewChainedTokenCredential(links, nil)
 	default:
-		return nil, fmt.Errorf("%w %q: want %q or %q", ErrUnknownCredentialKind, string(kind), ManagedIdentity, DevChain)
+		return nil, fmt.Errorf("%w: unknown credential kind %q: want %q or %q", ErrInvalidConfig, string(kind), ManagedIdentity, DevChain)
 	}
 }
 
@@ -96,7 +96,7 @@ func ParseCredentialKind(s string) (CredentialKind, error) {
 	case ManagedIdentity, DevChain:
 		return k, nil
 	default:
-		return "", fmt.Errorf("%w %q: want %q or %q", ErrUnknownCredentialKind, s, ManagedIdentity, DevChain)
+		return "", fmt.Errorf("%w: unknown credential kind %q: want %q or %q", ErrInvalidConfig, s, ManagedIdentity, DevChain)
 	}
 }
 
@@ -131,7 +131,7 @@ func devChainLinks(clientID string) ([]azcore.TokenCredential, []string, error) 
 		skipped = append(skipped, fmt.Errorf("azure cli skipped: %w", err))
 	}
 	if len(links) == 0 {
-		return nil, nil, fmt.Errorf("%w for kind %q: %w", ErrNoCredentialAvailable, DevChain, errors.Join(skipped...))
+		return nil, nil, fmt.Errorf("%w: no credential could be constructed for kind %q: %w", ErrInvalidConfig, DevChain, errors.Join(skipped...))
 	}
 	return links, names, nil
 }

@@ -190,7 +190,7 @@ func ExampleNewCredential() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// tokencache: unknown credential kind "default": want "managedidentity" or "dev"
+	// tokencache: invalid configuration: unknown credential kind "default": want "managedidentity" or "dev"
 }
 
 // ScopeFor turns an audience setting into the scope to ask for; log it at

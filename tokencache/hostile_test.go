@@ -91,7 +91,7 @@ func TestUnusableTokenIsCredentialFailure(t *testing.T) {
 			sc := uniqueScope("unusable")
 			for i := range 3 {
 				tok, err := c.GetToken(context.Background(), opts(sc))
-				if err == nil || !errors.Is(err, ErrCredential) {
+				if err == nil || !errors.Is(err, ErrNoToken) {
 					t.Fatalf("call %d: a %d-byte token was accepted (err %v), want a credential failure", i, len(tok.Token), err != nil)
 				}
 			}

@@ -75,15 +75,15 @@ type Options struct {
 	// up to 1h). Default: 5m.
 	MaxBackoff time.Duration
 
-	// Rand returns a pseudo-random number in [0, 1); it is the jitter source for
-	// refresh points and backoff delays. A value of 0.5 yields the nominal
-	// backoff, 0 the nominal refresh point. It must be safe for concurrent
-	// use. Default: math/rand/v2.Float64.
-	Rand func() float64
-
 	// Logger receives refresh started/succeeded/failed records (scope, expiry,
 	// attempt; never the token). Default: nil, the cache stays quiet.
 	Logger *slog.Logger
+
+	// jitter returns a pseudo-random number in [0, 1); it is the jitter source for
+	// refresh points and backoff delays. A value of 0.5 yields the nominal
+	// backoff, 0 the nominal refresh point. It must be safe for concurrent
+	// use. Default: math/rand/v2.Float64. Only this package's tests set it.
+	jitter func() float64
 }
 
 // config is the validated, defaulted form of Options.
@@ -111,14 +111,14 @@ func (o *Options) resolve() (config, error) {
 		invalidateInterval: in.InvalidateInterval,
 		initialBackoff:     in.InitialBackoff,
 		maxBackoff:         in.MaxBackoff,
-		rand:               in.Rand,
+		rand:               in.jitter,
 		logger:             in.Logger,
 	}
 	var errs []error
 	dur := func(name string, v *time.Duration, def time.Duration) {
 		switch {
 		case *v < 0:
-			errs = append(errs, fmt.Errorf("tokencache: Options.%s must not be negative (got %v); use 0 for the default %v: %w", name, *v, def, ErrInvalidOptions))
+			errs = append(errs, fmt.Errorf("tokencache: Options.%s must not be negative (got %v); use 0 for the default %v: %w", name, *v, def, ErrInvalidConfig))
 		case *v == 0:
 			*v = def
 		}
@@ -129,7 +129,7 @@ func (o *Options) resolve() (config, error) {
 	dur("InitialBackoff", &cfg.initialBackoff, DefaultInitialBackoff)
 	dur("MaxBackoff", &cfg.maxBackoff, DefaultMaxBackoff)
 	if in.MaxBackoff > 0 && in.InitialBackoff > in.MaxBackoff {
-		errs = append(errs, fmt.Errorf("tokencache: Options.InitialBackoff (%v) must not exceed Options.MaxBackoff (%v): %w", in.InitialBackoff, in.MaxBackoff, ErrInvalidOptions))
+		errs = append(errs, fmt.Errorf("tokencache: Options.InitialBackoff (%v) must not exceed Options.MaxBackoff (%v): %w", in.InitialBackoff, in.MaxBackoff, ErrInvalidConfig))
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now

@@ -42,7 +42,7 @@ func TestIntegrationNoStormWhileNoTokenCached(t *testing.T) {
 			var offset atomic.Int64
 			now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 			bo := retry.Backoff{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond}
-			c := newMICache(t, &Options{Now: now, Rand: func() float64 { return 0 }, InitialBackoff: bo.Initial, MaxBackoff: bo.Max})
+			c := newMICache(t, &Options{Now: now, jitter: func() float64 { return 0 }, InitialBackoff: bo.Initial, MaxBackoff: bo.Max})
 			sc := uniqueScope("storm")
 			base := int64(0)
 			if withOld {
@@ -128,12 +128,12 @@ func TestWedgedCredentialAbandoned(t *testing.T) {
 		<-release // ignores ctx
 		return azcore.AccessToken{}, errBoom
 	})
-	c, err := New(cred, &Options{Now: clk.Now, Rand: func() float64 { return 0 }, Timeout: 50 * time.Millisecond})
+	c, err := New(cred, &Options{Now: clk.Now, jitter: func() float64 { return 0 }, Timeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, ErrNoToken) || !errors.Is(err, errTimeout) {
+		t.Fatalf("err = %v, want ErrNoToken (timeout)", err)
 	}
 	eventually(t, "wedged call abandoned", func() bool { return !entryStats(t, c, scope).Refreshing })
 

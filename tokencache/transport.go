@@ -45,7 +45,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, err := t.send(req, req.Body)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !IsInvalidTokenChallenge(resp.Header.Values("Www-Authenticate")) {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !isInvalidTokenChallenge(resp.Header.Values("Www-Authenticate")) {
 		return resp, err
 	}
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
@@ -128,11 +128,11 @@ func checkSecure(req *http.Request) error {
 	return nil
 }
 
-// IsInvalidTokenChallenge reports whether any of the WWW-Authenticate header
+// isInvalidTokenChallenge reports whether any of the WWW-Authenticate header
 // values holds a Bearer challenge with error="invalid_token" (RFC 6750
 // section 3.1). Scheme and parameter names are case-insensitive; the value may
 // be quoted or a bare token. Malformed input yields false.
-func IsInvalidTokenChallenge(values []string) bool {
+func isInvalidTokenChallenge(values []string) bool {
 	for _, v := range values {
 		for _, ch := range parseChallenges(v) {
 			if strings.EqualFold(ch.scheme, "Bearer") && ch.params["error"] == "invalid_token" {

@@ -15,7 +15,7 @@ import (
 )
 
 func main() {
-	if err := callee.Run(context.Background(), os.Getenv, nil); err != nil {
+	if err := callee.Run(context.Background(), os.LookupEnv, nil); err != nil {
 		// Run's errors start with "callee: " already (one prefix, one line).
 		msg := err.Error()
 		if !strings.HasPrefix(msg, "callee: ") {

@@ -436,7 +436,7 @@ func TestKeysUnavailableCauses(t *testing.T) {
 				env[k] = v
 			}
 			logs := &testutil.SyncBuffer{}
-			m, err := authmw.NewFromEnv(context.Background(), func(k string) string { return env[k] }, slog.New(slog.NewJSONHandler(logs, nil)))
+			m, err := authmw.NewFromEnv(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, slog.New(slog.NewJSONHandler(logs, nil)))
 			if err != nil {
 				t.Fatalf("NewFromEnv: %v", err)
 			}
