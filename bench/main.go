@@ -46,6 +46,7 @@ type Config struct {
 	SkipHTTP         bool
 	SkipTokens       bool
 	SkipGateway      bool
+	SkipBinary       bool
 	CPUProfile       string
 }
 
@@ -92,6 +93,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	skipHTTP := fs.Bool("skip-http", false, "skip the HTTP comparison")
 	skipTokens := fs.Bool("skip-tokens", false, "skip the token-acquisition comparison")
 	skipGateway := fs.Bool("skip-gateway", false, "skip the gateway-mode comparison (through the callee gateway vs straight to the upstream)")
+	skipBinary := fs.Bool("skip-binary", false, "skip the shipped callee binary (reused token vs its unauthenticated route)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed HTTP rounds to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -119,7 +121,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		cfg.WarmTime = *warmTime
 	}
 	cfg.Conns, cfg.Burst, cfg.Sequential = *conns, *burst, *seq
-	cfg.SkipHTTP, cfg.SkipTokens, cfg.SkipGateway, cfg.CPUProfile = *skipHTTP, *skipTokens, *skipGateway, *cpuprofile
+	cfg.SkipHTTP, cfg.SkipTokens, cfg.SkipGateway, cfg.SkipBinary, cfg.CPUProfile = *skipHTTP, *skipTokens, *skipGateway, *skipBinary, *cpuprofile
 	if *only != "" {
 		cfg.Contenders = []string{nameNoAuth}
 		for k := range strings.SplitSeq(*only, ",") {
@@ -168,6 +170,7 @@ type results struct {
 	HTTP    *httpResults
 	Tokens  *tokenResults
 	Gateway *gatewayResults
+	Binary  *binResults
 	Env     environment
 }
 
@@ -182,6 +185,11 @@ func run(ctx context.Context, cfg Config, progress io.Writer) (*results, error) 
 	if !cfg.SkipTokens {
 		if res.Tokens, err = runTokens(ctx, cfg, progress); err != nil {
 			return nil, fmt.Errorf("token comparison: %w", err)
+		}
+	}
+	if !cfg.SkipBinary {
+		if res.Binary, err = runBinary(ctx, cfg, progress); err != nil {
+			return nil, fmt.Errorf("callee binary: %w", err)
 		}
 	}
 	if !cfg.SkipGateway {
