@@ -120,7 +120,7 @@ func freePort() (int, error) {
 // environment (less any AUTHMW_* / CALLEE_* variable it has), on a free port given in
 // FUNCTIONS_CUSTOMHANDLER_PORT, with stdout and stderr on pipes that are drained
 // (counted and discarded) as the Functions host drains them. It returns once GET /
-// answers.
+// gets an HTTP answer.
 func startCallee(ctx context.Context, bin *calleeBinary, settings map[string]string) (*calleeProc, error) {
 	port, err := freePort()
 	if err != nil {
@@ -181,7 +181,7 @@ func startCallee(ctx context.Context, bin *calleeBinary, settings map[string]str
 			return nil, fmt.Errorf("callee exited before it was ready (%v): %s", cmd.ProcessState, p.tail.String())
 		default:
 		}
-		if st := statusOf(ctx, client, p.url+binReadyPath, ""); st == http.StatusOK {
+		if st := statusOf(ctx, client, p.url+binReadyPath, ""); st > 0 { // listening (gateway mode protects / too)
 			return p, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
