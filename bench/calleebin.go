@@ -75,6 +75,14 @@ func buildCallee(ctx context.Context) (*calleeBinary, error) {
 	return built, buildErr
 }
 
+// removeCallee deletes the built executable; the next buildCallee builds afresh.
+func removeCallee() {
+	if built != nil {
+		_ = os.RemoveAll(built.dir)
+	}
+	buildOnce, built, buildErr = sync.Once{}, nil, nil
+}
+
 // calleeProc is one running callee process.
 type calleeProc struct {
 	cmd      *exec.Cmd

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/f2fauth/f2fauth/callee"
@@ -38,7 +39,13 @@ type gatewayResults struct {
 	Duration    time.Duration
 	Conns       int
 	SanityNotes []string
+	// UpstreamConns is how many connections the upstream accepted during the timed
+	// rounds: 0 when every path reused its keep-alive connections.
+	UpstreamConns int64
 }
+
+// upstreamConns counts the connections the trivial upstream accepted.
+var upstreamConns atomic.Int64
 
 // trivialBody is the upstream's whole answer.
 var trivialBody = []byte(`{"ok":true}`)
@@ -70,7 +77,11 @@ func startGatewayStack(ctx context.Context, p *localidp.Platform) (*gatewayStack
 	if err != nil {
 		return nil, err
 	}
-	up := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := &http.Server{ReadHeaderTimeout: 10 * time.Second, ConnState: func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			upstreamConns.Add(1)
+		}
+	}, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == gatewayWhoAmI {
 			io.WriteString(w, r.Header.Get("X-Ms-Client-Principal-Id"))
@@ -211,6 +222,7 @@ func runGateway(ctx context.Context, cfg Config, progress io.Writer) (*gatewayRe
 		}
 		defer stopProfile()
 	}
+	conns0 := upstreamConns.Load()
 	rounds := make([][]roundResult, len(urls))
 	for r := range cfg.Rounds {
 		for k := range urls {
@@ -227,6 +239,7 @@ func runGateway(ctx context.Context, cfg Config, progress io.Writer) (*gatewayRe
 			fmt.Fprintf(progress, "round %d/%d gateway %-42s %8.0f req/s\n", r+1, cfg.Rounds, names[i], float64(rr.Requests)/rr.Elapsed.Seconds())
 		}
 	}
+	res.UpstreamConns = upstreamConns.Load() - conns0
 	sums := make([]summary, len(urls))
 	for i := range urls {
 		sums[i] = summarize(names[i], scenarioReused, rounds[i])
@@ -296,7 +309,8 @@ func writeGateway(w io.Writer, g *gatewayResults) {
 	if len(g.SanityNotes) > 0 {
 		fmt.Fprintf(w, "⚠ Checks FAILED before timing: %s.\n\n", strings.Join(g.SanityNotes, "; "))
 	} else {
-		fmt.Fprintf(w, "Before timing, the gateway answered 200 to a valid token (and the upstream saw the caller's X-MS-CLIENT-PRINCIPAL-ID), 401 to no token and 403 to another application's token.\n\n")
+		fmt.Fprintf(w, "Before timing, the gateway answered 200 to a valid token (and the upstream saw the caller's X-MS-CLIENT-PRINCIPAL-ID), 401 to no token and 403 to another application's token. "+
+			"The upstream accepted %d new connections during the timed rounds (keep-alive connections reused).\n\n", g.UpstreamConns)
 	}
 	fmt.Fprintf(w, "| Target (issue 12) | Result | Met |\n|---|---|---|\n")
 	for _, t := range gatewayTargets(g) {

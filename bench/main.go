@@ -176,6 +176,7 @@ type results struct {
 
 func run(ctx context.Context, cfg Config, progress io.Writer) (*results, error) {
 	res := &results{Cfg: cfg, Env: describeEnvironment()}
+	defer removeCallee()
 	var err error
 	if !cfg.SkipHTTP {
 		if res.HTTP, err = runHTTP(ctx, cfg, progress); err != nil {
