@@ -270,6 +270,10 @@ func gatewayTargets(g *gatewayResults) []target {
 		}
 		lat := float64(gw.P50) / max(float64(d.P50), 1)
 		thr := d.RPS / max(gw.RPS, 1e-9)
+		// CPU per request must agree: on a busy machine the binary, a process of its
+		// own, gets its own share of the cores, which can lift its req/s without the
+		// request being any cheaper.
+		cpu := float64(gw.CPUPerReq) / max(float64(d.CPUPerReq), 1)
 		ok := d.ok() && gw.ok()
 		out = append(out,
 			target{
@@ -280,7 +284,7 @@ func gatewayTargets(g *gatewayResults) []target {
 			target{
 				Name:   fmt.Sprintf("%s throughput ≥ direct / %.1f", what, gatewayTarget),
 				Result: fmt.Sprintf("direct %.2f× the gateway (%s vs %s req/s); per-round median gateway/direct %s; by CPU per request %s", thr, thousands(d.RPS), thousands(gw.RPS), medianRatio(&gw, &d), cpuRatio(&d, &gw)),
-				Met:    ok && thr <= gatewayTarget,
+				Met:    ok && thr <= gatewayTarget && cpu <= gatewayTarget,
 			})
 	}
 	return out
@@ -320,5 +324,6 @@ func writeGateway(w io.Writer, g *gatewayResults) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s |\n", t.Name, t.Result, met)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\nA throughput target counts as met only when CPU per request agrees (gateway CPU/req ≤ %.1f× direct): "+
+		"on a busy machine a separate process gets its own share of the cores.\n\n", gatewayTarget)
 }

@@ -281,7 +281,9 @@ func (s *Server) exclusive(c echo.Context) error {
 	}
 	// authmw's audit record already names the caller (AUTHMW_AUDIT_ALLOWED); a second
 	// line on every request would cost more than the verification.
-	s.logger.Debug("callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
+	if s.logger.Enabled(c.Request().Context(), slog.LevelDebug) {
+		s.logger.Debug("callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
+	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return s.bodies.write(c, p, &CallerInfo{
 		Message:   "Hello from the callee: you are an authorized caller.",
