@@ -298,6 +298,9 @@ func writeGateway(w io.Writer, g *gatewayResults) {
 		"is the built callee/functionapp in gateway mode with the same settings, logs on pipes drained by this process (CPU/req includes its process); "+
 		"upstream, gateway and load generator share the machine's cores.\n\n",
 		g.Rounds, g.Duration, g.Conns, g.Conns, len(trivialBody))
+	if g.Binary.Requests > 0 && len(calleeSettings) > 0 {
+		fmt.Fprintf(w, "⚠ The binary ran with settings changed by -callee-setting (%d of them), not the defaults.\n\n", len(calleeSettings))
+	}
 	fmt.Fprintf(w, "| Path | req/s | vs direct | p50 | p99 | CPU/req | non-200 |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range []summary{g.Direct, g.Gateway, g.Binary} {
 		if s.Requests == 0 && s.Contender == "" {

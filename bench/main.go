@@ -94,6 +94,8 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	skipTokens := fs.Bool("skip-tokens", false, "skip the token-acquisition comparison")
 	skipGateway := fs.Bool("skip-gateway", false, "skip the gateway-mode comparison (through the callee gateway vs straight to the upstream)")
 	skipBinary := fs.Bool("skip-binary", false, "skip the shipped callee binary (reused token vs its unauthenticated route)")
+	fs.Var(settingFlag{}, "callee-setting", "KEY=VALUE app setting for the callee binary (repeatable), e.g. AUTHMW_AUDIT_ALLOWED=all; the tables then no longer show the default settings")
+	fs.StringVar(&calleeBinPath, "callee-bin", "", "measure this callee executable instead of building callee/functionapp (e.g. an older commit's, for a before/after comparison)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed HTTP rounds to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
