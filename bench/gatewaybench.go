@@ -42,6 +42,9 @@ type gatewayResults struct {
 	// UpstreamConns is how many connections the upstream accepted during the timed
 	// rounds: 0 when every path reused its keep-alive connections.
 	UpstreamConns int64
+	// BinaryLogLines is how many log lines the binary wrote to its pipes during
+	// its timed rounds.
+	BinaryLogLines int64
 }
 
 // upstreamConns counts the connections the trivial upstream accepted.
@@ -228,12 +231,15 @@ func runGateway(ctx context.Context, cfg Config, progress io.Writer) (*gatewayRe
 		for k := range urls {
 			i := (k + r) % len(urls)
 			var c0 time.Duration
+			var l0 int64
 			if i == 2 {
-				c0 = proc.cpu()
+				c0, l0 = proc.cpu(), proc.logLines.Load()
 			}
 			rr := drive(ctx, client, urls[i], cfg.Conns, cfg.Duration, src)
 			if i == 2 {
+				time.Sleep(5 * time.Millisecond) // let the drain catch up
 				rr.CPU += proc.cpu() - c0
+				res.BinaryLogLines += proc.logLines.Load() - l0
 			}
 			rounds[i] = append(rounds[i], rr)
 			fmt.Fprintf(progress, "round %d/%d gateway %-42s %8.0f req/s\n", r+1, cfg.Rounds, names[i], float64(rr.Requests)/rr.Elapsed.Seconds())
@@ -317,7 +323,11 @@ func writeGateway(w io.Writer, g *gatewayResults) {
 		fmt.Fprintf(w, "⚠ Checks FAILED before timing: %s.\n\n", strings.Join(g.SanityNotes, "; "))
 	} else {
 		fmt.Fprintf(w, "Before timing, the gateway answered 200 to a valid token (and the upstream saw the caller's X-MS-CLIENT-PRINCIPAL-ID), 401 to no token and 403 to another application's token. "+
-			"The upstream accepted %d new connections during the timed rounds (keep-alive connections reused).\n\n", g.UpstreamConns)
+			"The upstream accepted %d new connections during the timed rounds (keep-alive connections reused).", g.UpstreamConns)
+		if g.Binary.Requests > 0 {
+			fmt.Fprintf(w, " The binary wrote %d log lines for its %s timed requests.", g.BinaryLogLines, thousands(float64(g.Binary.Requests)))
+		}
+		fmt.Fprintf(w, "\n\n")
 	}
 	fmt.Fprintf(w, "| Target (issue 12) | Result | Met |\n|---|---|---|\n")
 	for _, t := range gatewayTargets(g) {
