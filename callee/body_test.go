@@ -1,8 +1,10 @@
 package callee
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/f2fauth/f2fauth/authmw"
 	"github.com/f2fauth/f2fauth/internal/localidp"
+	"github.com/f2fauth/f2fauth/internal/testutil"
 )
 
 // TestExclusiveBodyPerCaller alternates two callers' reused tokens, methods and a
@@ -122,3 +125,59 @@ func BenchmarkExclusiveBody(b *testing.B) {
 }
 
 var newCallerBodiesOnce = newCallerBodies()
+
+// TestReusedTokenLogsOnce: with default settings, repeated allowed calls with one
+// token write one allowed record (its verification) and at most one sampled cache
+// hit, not a line or two per call; a denial is always logged.
+func TestReusedTokenLogsOnce(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	var logs testutil.SyncBuffer
+	s, err := NewServer(context.Background(), envFor(p, nil), NewLogger(&logs, slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok := mint(t, p, allowedID, testAudience)
+	h := s.Handler()
+	call := func(token string) int {
+		req := httptest.NewRequest(http.MethodGet, FunctionPath, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	start := time.Now()
+	for i := range 20 {
+		if st := call(tok); st != http.StatusOK {
+			t.Fatalf("call %d: %d", i, st)
+		}
+	}
+	seconds := int(time.Since(start) / time.Second)
+	if st := call(mint(t, p, rogueID, testAudience)); st != http.StatusForbidden {
+		t.Fatalf("rogue: %d", st)
+	}
+	var allowed, denied int
+	for _, l := range strings.Split(logs.String(), "\n") {
+		switch {
+		case strings.Contains(l, "exclusive function called"):
+			t.Errorf("per-call line at Info: %s", l)
+		case strings.Contains(l, `"outcome":"allowed"`):
+			allowed++
+		case strings.Contains(l, `"outcome":"denied"`):
+			denied++
+		}
+	}
+	// The verification, and at most one sampled cache hit per second started.
+	if allowed < 1 || allowed > 2+seconds {
+		t.Errorf("%d allowed records for 20 calls with one token in %ds, want 1 to %d:\n%s", allowed, seconds, 2+seconds, logs.String())
+	}
+	if denied != 1 {
+		t.Errorf("%d denied records, want 1", denied)
+	}
+}
