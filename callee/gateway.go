@@ -188,8 +188,8 @@ func newGateway(cfg GatewayConfig, logger *slog.Logger) *gateway {
 		// Pass encodings through untouched: no Accept-Encoding added, nothing decompressed.
 		DisableCompression: true,
 		// A forwarded request carries the bearer token and X-MS-CLIENT-PRINCIPAL (each
-		// 1.5–3 KiB with real Entra tokens): with the default 4 KiB buffer its header
-		// would leave in two writes (two syscalls, two wake-ups of the upstream).
+		// one to a few KiB with real Entra tokens): with the default 4 KiB buffer a
+		// header block larger than that would leave in two writes (two system calls).
 		WriteBufferSize: upstreamWriteBuffer,
 	}
 	g.proxy = &httputil.ReverseProxy{
