@@ -44,8 +44,13 @@ type Config struct {
 	// CacheSize bounds the verified-token cache (entries); default DefaultCacheSize.
 	// A negative value disables the cache.
 	CacheSize int
-	// Logger receives one audit record per decision and operational events. Default: no logging.
+	// Logger receives the audit records of decisions (see AuditAllowed) and operational
+	// events. Default: no logging.
 	Logger *slog.Logger
+	// AuditAllowed says which decisions that let a request through (allowed, anonymous,
+	// excluded path) get an audit record in Logger; denials are always recorded, and
+	// OnDecision sees every decision whatever this says. Default AuditSample.
+	AuditAllowed AuditMode
 	// OnDecision, if set, is called once per decision (for metrics). It must be fast and
 	// must not retain the Decision's maps.
 	OnDecision func(Decision)
@@ -54,6 +59,26 @@ type Config struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
+
+// AuditMode selects the audit records of decisions that let a request through
+// (Config.AuditAllowed, AUTHMW_AUDIT_ALLOWED).
+type AuditMode string
+
+// Audit modes. A record is a JSON (or text) line on every request in AuditAll: on a
+// busy route it costs more than the cached verification itself, hence the default.
+const (
+	// AuditSample (the default) records every allowed decision that verified a
+	// token's signature — the first use of each token, so every caller and every
+	// token appears — and, of the other pass-through decisions (verified-token cache
+	// hits, anonymous, excluded paths), at most one per outcome per second, with
+	// "suppressed" counting the decisions of that outcome left unrecorded since its
+	// previous record.
+	AuditSample AuditMode = "sample"
+	// AuditAll records every decision.
+	AuditAll AuditMode = "all"
+	// AuditNone records denials only.
+	AuditNone AuditMode = "none"
+)
 
 // Outcome is the result of one authorization decision.
 type Outcome string
@@ -125,6 +150,13 @@ func (c Config) withDefaults() (Config, []error) {
 	}
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
 		errs = append(errs, errors.New("Config.Realm: must not contain quotes, backslashes or line breaks"))
+	}
+	switch c.AuditAllowed {
+	case "":
+		c.AuditAllowed = AuditSample
+	case AuditSample, AuditAll, AuditNone:
+	default:
+		errs = append(errs, fmt.Errorf("Config.AuditAllowed: %q is not a mode (use sample, all or none)", string(c.AuditAllowed)))
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -38,6 +38,9 @@ type Middleware struct {
 	keySets map[string]*jwks.KeySet
 	closed  bool
 	gen     uint64
+
+	// sampler picks the audited pass-through decisions (Config.AuditAllowed).
+	sampler auditSampler
 }
 
 // policyState is the active policy, replaced atomically by SetPolicy.

@@ -46,6 +46,7 @@ var envVars = []string{
 	"AUTHMW_KEY_REFRESH_INTERVAL",
 	"AUTHMW_UNKNOWN_KEY_INTERVAL",
 	"AUTHMW_CACHE_SIZE",
+	"AUTHMW_AUDIT_ALLOWED",
 }
 
 // envForField names, for each Policy field Validate can complain about, the
@@ -221,6 +222,14 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 			bad("AUTHMW_CACHE_SIZE", "%q is not an integer: use a number of entries, 0 for the default (10000) or -1 to disable the cache", v)
 		}
 		c.CacheSize = n
+	}
+	if v := get("AUTHMW_AUDIT_ALLOWED"); v != "" {
+		switch mode := AuditMode(strings.ToLower(v)); mode {
+		case AuditSample, AuditAll, AuditNone:
+			c.AuditAllowed = mode
+		default:
+			bad("AUTHMW_AUDIT_ALLOWED", "%q is not a mode: use sample (default: every newly verified token, at most one cache hit per second), all (every request) or none (denials only)", v)
+		}
 	}
 
 	// Validate what will actually be enforced: the file (if any) with the environment over it.

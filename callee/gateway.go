@@ -33,6 +33,7 @@ const (
 	upstreamMaxIdleConns   = 64 // one upstream host: per host = total
 	upstreamIdleTimeout    = 90 * time.Second
 	upstreamMaxRespHeader  = 1 << 20
+	upstreamWriteBuffer    = 16 << 10
 	healthProbeTimeout     = 2 * time.Second
 	healthTTL              = time.Second // a probe result is reused this long
 )
@@ -186,6 +187,10 @@ func newGateway(cfg GatewayConfig, logger *slog.Logger) *gateway {
 		MaxResponseHeaderBytes: upstreamMaxRespHeader,
 		// Pass encodings through untouched: no Accept-Encoding added, nothing decompressed.
 		DisableCompression: true,
+		// A forwarded request carries the bearer token and X-MS-CLIENT-PRINCIPAL (each
+		// one to a few KiB with real Entra tokens): with the default 4 KiB buffer a
+		// header block larger than that would leave in two writes (two system calls).
+		WriteBufferSize: upstreamWriteBuffer,
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:   g.rewrite,
