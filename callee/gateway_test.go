@@ -913,3 +913,57 @@ func startDecoy(t *testing.T) *decoy {
 	d.addr = strings.TrimPrefix(srv.URL, "http://")
 	return d
 }
+
+// rawStatus sends "GET target" verbatim (no client-side normalisation) to base and
+// returns the response's status code.
+func rawStatus(t *testing.T, base, target string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(waitFor)); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n", target)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestGatewayExcludedPathTraversalForUpstream (adversarial review): a request
+// under an excluded prefix whose path an upstream framework resolves out of that
+// prefix ("..;" in Tomcat and Spring, ".. " and "..." on Windows, fullwidth dots
+// under NFKC, overlong UTF-8) needs a token: it used to reach the upstream
+// without one.
+func TestGatewayExcludedPathTraversalForUpstream(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": "/public/*"}))
+	if got := rawStatus(t, base, "/public/logo.png"); got != http.StatusOK {
+		t.Fatalf("excluded path: status %d, want 200", got)
+	}
+	for _, target := range []string{
+		"/public/..;/api/thing",
+		"/public/..;jsessionid=1/api/thing",
+		"/public/x/..;/..;/api/thing",
+		"/public/..%20/api/thing",
+		"/public/...;/api/thing",
+		"/public/%EF%BC%8E%EF%BC%8E/api/thing",
+		"/public/%C0%AE%C0%AE/api/thing",
+		"/public/..%09/api/thing",
+	} {
+		before := rc.count.Load()
+		if got := rawStatus(t, base, target); got != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", target, got)
+		}
+		if rc.count.Load() != before {
+			t.Errorf("%s reached the upstream without a token", target)
+		}
+	}
+}
