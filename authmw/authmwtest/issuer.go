@@ -91,13 +91,16 @@ func NewIssuer(opts Options) (*Issuer, error) {
 	i.srv = httptest.NewUnstartedServer(i)
 	i.srv.Config.ReadHeaderTimeout = 10 * time.Second
 	i.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	i.srv.Start()
-	i.authority = i.srv.URL
+	// Every field ServeHTTP reads is set before the server starts: a connection
+	// that arrives at once (a client of an earlier server on the same port) must
+	// not race with them.
+	i.authority = "http://" + i.srv.Listener.Addr().String()
 	_, port, _ := net.SplitHostPort(i.srv.Listener.Addr().String())
 	i.issuerV1 = "http://localhost:" + port + "/" + tid + "/"
 	i.issuerV2 = i.authority + "/" + tid + "/v2.0"
 	i.discoveryV1 = i.buildDiscovery(V1)
 	i.discoveryV2 = i.buildDiscovery(V2)
+	i.srv.Start()
 	return i, nil
 }
 
