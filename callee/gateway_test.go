@@ -967,3 +967,31 @@ func TestGatewayExcludedPathTraversalForUpstream(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayUnverifiedAuthorizationNotForwarded (adversarial review): on an
+// excluded path authmw checks no token, so a forged one the client sends must
+// not reach the upstream, which would take any Authorization header it gets
+// from the gateway for a verified one. It used to be passed on verbatim.
+func TestGatewayUnverifiedAuthorizationNotForwarded(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": "/public/*"}))
+	good := mint(t, p, allowedID, testAudience)
+	for _, tc := range []struct {
+		name, path, token string
+		want              string
+	}{
+		{"excluded path, forged token", "/public/x", "forged.not-verified.token", ""},
+		{"excluded path, valid token (not verified there)", "/public/x", good, ""},
+		{"protected path, verified token", "/api/thing", good, "Bearer " + good},
+	} {
+		resp, body := send(t, newReq(t, http.MethodGet, base+tc.path, tc.token, nil))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d (%s)", tc.name, resp.StatusCode, body)
+		}
+		if got := rc.last(t).Header.Get("Authorization"); got != tc.want {
+			t.Errorf("%s: upstream Authorization present=%v; want present=%v", tc.name, got != "", tc.want != "")
+		}
+	}
+}
