@@ -561,3 +561,50 @@ func FuzzDecodeClaims(f *testing.F) {
 		}
 	})
 }
+
+// TestEasyAuthHeadersCarryTheAuthorizedIdentity (adversarial review): the
+// X-MS-CLIENT-PRINCIPAL-ID a handler or upstream reads is the identity
+// AllowedIdentities checked — sub for a generic issuer, not its custom oid,
+// which used to be sent (a token of "alice" rendered as the victim's oid) —
+// and a claim that is no valid header value (control characters) is left
+// out, never passed on to fail the upstream request.
+func TestEasyAuthHeadersCarryTheAuthorizedIdentity(t *testing.T) {
+	t.Parallel()
+	var issuer string
+	e := newEnvHook(t, func(e *testEnv) { issuer = e.idp.IssuerV2() }, func(c *Config) {
+		c.Policy.TenantID, c.Policy.AuthorityHost = "", ""
+		c.Policy.Issuers = []string{issuer}
+		c.Policy.AllowedIdentities = []string{"alice"}
+		c.Policy.EasyAuthHeaders = true
+	})
+	e.waitReady()
+	serve := func(c localidp.Claims) http.Header {
+		t.Helper()
+		var got http.Header
+		h := e.m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+		rec := discardRecorder()
+		h.ServeHTTP(rec, httptestRequest("/api/x", e.mint(c)))
+		if rec.Code != http.StatusOK || got == nil {
+			t.Fatalf("status %d, handler called %v", rec.Code, got != nil)
+		}
+		return got
+	}
+	c := e.claims(2)
+	c["sub"], c["oid"] = "alice", testObjectID
+	if got := serve(c).Get("X-MS-CLIENT-PRINCIPAL-ID"); got != "alice" {
+		t.Errorf("generic issuer: X-MS-CLIENT-PRINCIPAL-ID = %q, want the authorized sub %q", got, "alice")
+	}
+	c = e.claims(2)
+	c["sub"], c["name"] = "alice", "Alice\r\nX-Injected: 1\x01"
+	h := serve(c)
+	if got := h.Get("X-MS-CLIENT-PRINCIPAL-NAME"); got != testClientID {
+		t.Errorf("name with control characters: X-MS-CLIENT-PRINCIPAL-NAME = %q, want the application %q", got, testClientID)
+	}
+	for k, v := range h {
+		for _, s := range v {
+			if strings.ContainsAny(s, "\r\n\x01") {
+				t.Errorf("header %s carries control characters", k)
+			}
+		}
+	}
+}

@@ -995,3 +995,27 @@ func TestGatewayUnverifiedAuthorizationNotForwarded(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayClaimThatIsNoHeaderValue (adversarial review): a verified token
+// whose name claim holds control characters is forwarded without that header;
+// it used to fail the upstream request (502) and mark the upstream down.
+func TestGatewayClaimThatIsNoHeaderValue(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, nil))
+	c := p.AccessTokenClaims(allowedID, testAudience, 2)
+	c["name"] = "Alice\r\nX-Injected: 1"
+	tok, err := p.Mint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := send(t, newReq(t, http.MethodGet, base+"/api/thing", tok, nil))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d (%s)", resp.StatusCode, body)
+	}
+	h := rc.last(t).Header
+	if got := h.Get("X-MS-CLIENT-PRINCIPAL-NAME"); got != allowedID.ClientID || h.Get("X-Injected") != "" {
+		t.Errorf("X-MS-CLIENT-PRINCIPAL-NAME = %q, want the application ID", got)
+	}
+}
