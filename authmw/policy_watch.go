@@ -160,7 +160,8 @@ func (w *policyWatcher) poll() {
 }
 
 // checksTurnedOff names (by setting) each check that old enforces and next does not
-// enforce at all. Both are compiled policies (defaults filled).
+// enforce at all, and each excluded path of next that old protected. Both are
+// compiled policies (defaults filled).
 func checksTurnedOff(old, next Policy) []string {
 	var off []string
 	name := func(field string) string {
@@ -179,10 +180,16 @@ func checksTurnedOff(old, next Policy) []string {
 		{"AppOnly", old.AppOnly, next.AppOnly},
 		{"MaxTokenAge", old.MaxTokenAge != 0, next.MaxTokenAge != 0},
 		{"UnauthenticatedAction", old.UnauthenticatedAction != AllowAnonymous, next.UnauthenticatedAction != AllowAnonymous},
-		{"ExcludedPaths", !slices.Contains(old.ExcludedPaths, "/*"), !slices.Contains(next.ExcludedPaths, "/*")},
 	} {
 		if l.old && !l.next {
 			off = append(off, name(l.field))
+		}
+	}
+	// Excluding a path turns authentication off for it: a reload may drop
+	// exclusions, or keep them, but not exclude a path the old policy protected.
+	for _, e := range next.ExcludedPaths {
+		if !excludedBy(old.ExcludedPaths, e) {
+			off = append(off, fmt.Sprintf("%s %q", name("ExcludedPaths"), e))
 		}
 	}
 	for claim := range old.BoundClaims {
@@ -192,4 +199,20 @@ func checksTurnedOff(old, next Policy) []string {
 	}
 	slices.Sort(off)
 	return off
+}
+
+// excludedBy reports whether the ExcludedPaths entries cover everything the
+// entry e excludes: an exact path listed, or under a "/x/*" prefix; a prefix
+// "/y/*" under a listed prefix.
+func excludedBy(entries []string, e string) bool {
+	base, _ := strings.CutSuffix(e, "/*")
+	for _, o := range entries {
+		if o == e {
+			return true
+		}
+		if ob, ok := strings.CutSuffix(o, "/*"); ok && (base == ob || strings.HasPrefix(base, ob+"/")) {
+			return true
+		}
+	}
+	return false
 }
