@@ -61,6 +61,7 @@ type Policy struct {
 	AuthorityHost string
 	// Issuers are explicit OIDC issuer URLs (generic OIDC), each discovered at
 	// {issuer}/.well-known/openid-configuration. Plain http is refused unless loopback.
+	// An issuer that TenantID trusts too keeps the Entra claim rules.
 	Issuers []string
 	// Audiences are the accepted aud values (required). Nothing is implicit.
 	Audiences []string

@@ -608,3 +608,30 @@ func TestEasyAuthHeadersCarryTheAuthorizedIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuerTrustedTwiceKeepsEntraRules (adversarial review): the tenant's own
+// v2 issuer also listed in Policy.Issuers got the Entra rules (tid, kid, oid)
+// or the generic ones depending on which discovery ended last, so a token of
+// another tenant's tid passed about one start in three. The generic discovery
+// is replayed here after both ended, the order that let it through.
+func TestIssuerTrustedTwiceKeepsEntraRules(t *testing.T) {
+	t.Parallel()
+	var issuer string
+	e := newEnvHook(t, func(e *testEnv) { issuer = e.idp.IssuerV2() }, func(c *Config) {
+		c.Policy.Issuers = []string{issuer}
+	})
+	e.waitReady()
+	for _, s := range e.m.specs {
+		if s.tenantID == "" {
+			if err := e.m.discover(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := e.claims(2)
+	c["tid"] = "00000000-0000-0000-0000-000000000001"
+	e.expect(t, e.mint(c), 401, ReasonIssuerMismatch)
+	kid, _ := e.idp.SigningKey()
+	e.expect(t, e.signedRaw(`{"alg":"RS256"}`, withRaw(e.claims(2), "")), 401, ReasonUnknownKey)
+	e.expect(t, e.signedRaw(`{"alg":"RS256","kid":"`+kid+`"}`, withRaw(e.claims(2), "")), 200, "")
+}
