@@ -180,7 +180,7 @@ func (cp *compiledPolicy) audienceAllowed(aud []string) bool {
 // allowed, else a forbidden *Error whose Reason names the first failing check.
 // Issuer, audience and time checks are the verifier's (401) and are not repeated here.
 func (cp *compiledPolicy) authorize(c *tokenClaims) *Error {
-	if cp.tenants != nil && !cp.tenants.has(c.TenantID) {
+	if cp.tenants != nil && !cp.tenants.has(strings.ToLower(c.TenantID)) { // GUIDs: any case
 		return forbidden(ReasonTenantNotAllowed, fmt.Sprintf("tid %q is not in AllowedTenants", c.TenantID))
 	}
 	if app := c.application(cp.Policy.ApplicationClaim); cp.applications != nil && !cp.applications.has(app) {

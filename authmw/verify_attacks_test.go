@@ -204,6 +204,7 @@ func TestEntraIdentityAndAppOnlyClaims(t *testing.T) {
 	t.Parallel()
 	ids := newEnv(t, func(c *Config) { c.Policy.AllowedIdentities = []string{testObjectID} })
 	only := newEnv(t, func(c *Config) { c.Policy.AppOnly = true })
+	tenants := newEnv(t, func(c *Config) { c.Policy.AllowedTenants = []string{localidp.DefaultTenantID} })
 	tests := []struct {
 		name   string
 		e      *testEnv
@@ -221,6 +222,9 @@ func TestEntraIdentityAndAppOnlyClaims(t *testing.T) {
 		{"tid of another tenant", only, func(c localidp.Claims) { c["tid"] = "00000000-0000-0000-0000-000000000001" }, 401, ReasonIssuerMismatch},
 		{"tid missing", only, func(c localidp.Claims) { delete(c, "tid") }, 401, ReasonIssuerMismatch},
 		{"tid in upper case", only, func(c localidp.Claims) { c["tid"] = strings.ToUpper(c["tid"].(string)) }, 200, ""},
+		// adversarial review: AllowedTenants compared the token's tid case-sensitively
+		{"tid in upper case, allowed tenant", tenants, func(c localidp.Claims) { c["tid"] = strings.ToUpper(c["tid"].(string)) }, 200, ""},
+		{"tid of another tenant, allowed tenant", tenants, func(c localidp.Claims) { c["tid"] = "00000000-0000-0000-0000-000000000001" }, 401, ReasonIssuerMismatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
