@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"reflect"
@@ -83,16 +82,7 @@ type policyWatcher struct {
 // read stats the file and reads and hashes its content (at most
 // maxPolicyFileBytes+1 bytes), so what is parsed is exactly what was hashed.
 func (w *policyWatcher) read() (fileStamp, []byte, error) {
-	f, err := os.Open(w.path)
-	if err != nil {
-		return fileStamp{}, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fileStamp{}, nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFileBytes+1))
+	fi, data, err := readPolicyFile(w.path)
 	if err != nil {
 		return fileStamp{}, nil, err
 	}
