@@ -639,3 +639,62 @@ func TestIssuerTrustedTwiceKeepsEntraRules(t *testing.T) {
 	e.expect(t, e.signedRaw(`{"alg":"RS256"}`, withRaw(e.claims(2), "")), 401, ReasonUnknownKey)
 	e.expect(t, e.signedRaw(`{"alg":"RS256","kid":"`+kid+`"}`, withRaw(e.claims(2), "")), 200, "")
 }
+
+// TestAlreadyRefusedForms is a regression test (adversarial review): header,
+// encoding, audience and Authorization forms that were refused already, each
+// signed with the issuer's real key so that only the rule under test refuses.
+func TestAlreadyRefusedForms(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Policy.AllowedApplications = []string{testClientID} })
+	kid, _ := e.idp.SigningKey()
+	good := withRaw(e.claims(2), "")
+	aud := func(v string) string { return withRaw(without(e.claims(2), "aud"), `"aud":`+v) }
+	utf16 := func(s string) string {
+		b := []byte{0xff, 0xfe}
+		for _, r := range s {
+			b = append(b, byte(r), 0)
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name   string
+		tok    string
+		status int
+		reason Reason
+	}{
+		{"control", e.signed(good), 200, ""},
+		{"kid with path characters", e.signedRaw(`{"alg":"RS256","kid":"../../`+kid+`"}`, good), 401, ReasonUnknownKey},
+		{"kid of 9000 bytes", e.signedRaw(`{"alg":"RS256","kid":"`+strings.Repeat("k", 9000)+`"}`, good), 401, ReasonUnknownKey},
+		{"kid empty (tenant mode)", e.signedRaw(`{"alg":"RS256","kid":""}`, good), 401, ReasonUnknownKey},
+		{"kid null", e.signedRaw(`{"alg":"RS256","kid":null}`, good), 401, ReasonUnknownKey},
+		{"kid a number", e.signedRaw(`{"alg":"RS256","kid":1}`, good), 401, ReasonMalformedToken},
+		{"kid with NUL", e.signedRaw(`{"alg":"RS256","kid":"`+kid+`\u0000"}`, good), 401, ReasonUnknownKey},
+		{"alg null", e.signedRaw(`{"alg":null,"kid":"`+kid+`"}`, good), 401, ReasonUnsupportedAlg},
+		{"alg lower case", e.signedRaw(`{"alg":"rs256","kid":"`+kid+`"}`, good), 401, ReasonUnsupportedAlg},
+		{"alg with a space", e.signedRaw(`{"alg":"RS256 ","kid":"`+kid+`"}`, good), 401, ReasonUnsupportedAlg},
+		{"header a JSON array", e.signedRaw(`["RS256"]`, good), 401, ReasonMalformedToken},
+		{"payload with a BOM", e.signed("\ufeff" + good), 401, ReasonMalformedToken},
+		{"payload in UTF-16", e.signed(utf16(good)), 401, ReasonMalformedToken},
+		{"payload null", e.signed("null"), 401, ReasonMalformedToken},
+		{"payload an array", e.signed("[" + good + "]"), 401, ReasonMalformedToken},
+		{"payload with trailing data", e.signed(good + "{}"), 401, ReasonMalformedToken},
+		{"nbf a string", e.signed(strings.Replace(good, `"nbf":`, `"nbf":"1","x_nbf":`, 1)), 401, ReasonMalformedToken},
+		{"aud as a list with the audience", e.signed(aud(`["other","` + testAudience + `"]`)), 200, ""},
+		{"aud with a trailing slash", e.signed(aud(`"` + testAudience + `/"`)), 401, ReasonAudienceMismatch},
+		{"aud in another case", e.signed(aud(`"API://CALLEE"`)), 401, ReasonAudienceMismatch},
+		{"aud an empty list", e.signed(aud(`[]`)), 401, ReasonAudienceMismatch},
+		{"aud empty", e.signed(aud(`""`)), 401, ReasonAudienceMismatch},
+		{"aud a number", e.signed(aud(`1`)), 401, ReasonMalformedToken},
+		{"aud a nested list", e.signed(aud(`[["` + testAudience + `"]]`)), 401, ReasonMalformedToken},
+		{"azp a list", e.signed(withRaw(without(e.claims(2), "azp"), `"azp":["`+testClientID+`"]`)), 401, ReasonMalformedToken},
+		{"azp in another case", e.signed(withRaw(without(e.claims(2), "azp"), `"AZP":"`+testClientID+`"`)), 403, ReasonApplicationNotAllowed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { e.expect(t, tc.tok, tc.status, tc.reason) })
+	}
+	for _, h := range []string{"Bearer\t" + e.signed(good), "Bearer " + e.signed(good) + ",", "Bearer " + e.signed(good) + ", Bearer x", "Token " + e.signed(good)} {
+		if r := e.do("/api/x", http.Header{"Authorization": {h}}); r.status != 401 {
+			t.Errorf("Authorization form %.12q…: status %d, want 401", h, r.status)
+		}
+	}
+}
