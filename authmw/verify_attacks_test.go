@@ -421,6 +421,7 @@ func TestFrontEndHeadersNeverReachHandler(t *testing.T) {
 		"X-MS-CLIENT-PRINCIPAL", "X_MS_CLIENT_PRINCIPAL", "x_ms_client_principal_id", "X-Ms-Client_Principal-Name",
 		"X_MS_CLIENT_PRINCIPAL_IDP", "X-MS-CLIENT-PRINCIPALX", "X-MS-TOKEN-AAD-ACCESS-TOKEN", "X_MS_TOKEN_AAD_ID_TOKEN",
 		"x-ms-token-aad-refresh-token", "X-MS-TOKEN-GOOGLE-ACCESS-TOKEN",
+		"X.MS.CLIENT.PRINCIPAL", "X~MS~CLIENT~PRINCIPAL~ID", // adversarial review: CGI maps them to HTTP_X_MS_CLIENT_PRINCIPAL*
 	}
 	for _, easy := range []bool{false, true} {
 		e := newEnv(t, func(c *Config) {
