@@ -14,6 +14,9 @@ const (
 	DefaultKeyRefreshInterval = 12 * time.Hour
 	DefaultUnknownKeyInterval = 30 * time.Second
 	DefaultCacheSize          = 10000
+	// MaxCacheSize is the largest Config.CacheSize: the cache's first generation
+	// is allocated at start, so a larger one could exhaust memory before serving.
+	MaxCacheSize              = 1_000_000
 	DefaultPolicyFileInterval = 5 * time.Second
 )
 
@@ -42,7 +45,7 @@ type Config struct {
 	// an unknown kid; default DefaultUnknownKeyInterval (30 s).
 	UnknownKeyInterval time.Duration
 	// CacheSize bounds the verified-token cache (entries); default DefaultCacheSize.
-	// A negative value disables the cache.
+	// A negative value disables the cache; at most MaxCacheSize.
 	CacheSize int
 	// Logger receives the audit records of decisions (see AuditAllowed) and operational
 	// events. Default: no logging.
@@ -144,6 +147,8 @@ func (c Config) withDefaults() (Config, []error) {
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize
+	} else if c.CacheSize > MaxCacheSize {
+		errs = append(errs, fmt.Errorf("Config.CacheSize: %d is more than %d entries: use at most %d, 0 for the default (%d) or -1 to disable the cache", c.CacheSize, MaxCacheSize, MaxCacheSize, DefaultCacheSize))
 	}
 	if c.HTTPClient != nil && c.HTTPClient.Timeout <= 0 {
 		errs = append(errs, errors.New("Config.HTTPClient: must have a Timeout (every discovery and JWKS request must be bounded)"))
