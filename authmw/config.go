@@ -61,6 +61,10 @@ type Config struct {
 	Realm string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// shortIntervals lets the package's own tests use intervals below the
+	// bounds that keep each guarantee (see durationRanges).
+	shortIntervals bool
 }
 
 // AuditMode selects the audit records of decisions that let a request through
@@ -130,20 +134,26 @@ func (c Config) withDefaults() (Config, []error) {
 			errs = append(errs, fmt.Errorf("AUTHMW_ALGORITHMS (Config.Algorithms): %q is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or ES512; never none or HMAC)", a))
 		}
 	}
-	if c.PolicyFileInterval < 0 {
-		errs = append(errs, fmt.Errorf("AUTHMW_POLICY_FILE_INTERVAL (Config.PolicyFileInterval): must not be negative (got %s)", c.PolicyFileInterval))
-	} else if c.PolicyFileInterval == 0 {
-		c.PolicyFileInterval = DefaultPolicyFileInterval
-	}
-	if c.KeyRefreshInterval < 0 {
-		errs = append(errs, fmt.Errorf("AUTHMW_KEY_REFRESH_INTERVAL (Config.KeyRefreshInterval): must not be negative (got %s)", c.KeyRefreshInterval))
-	} else if c.KeyRefreshInterval == 0 {
-		c.KeyRefreshInterval = DefaultKeyRefreshInterval
-	}
-	if c.UnknownKeyInterval < 0 {
-		errs = append(errs, fmt.Errorf("AUTHMW_UNKNOWN_KEY_INTERVAL (Config.UnknownKeyInterval): must not be negative (got %s)", c.UnknownKeyInterval))
-	} else if c.UnknownKeyInterval == 0 {
-		c.UnknownKeyInterval = DefaultUnknownKeyInterval
+	for _, d := range []struct {
+		field string
+		v     *time.Duration
+		def   time.Duration
+	}{
+		{"PolicyFileInterval", &c.PolicyFileInterval, DefaultPolicyFileInterval},
+		{"KeyRefreshInterval", &c.KeyRefreshInterval, DefaultKeyRefreshInterval},
+		{"UnknownKeyInterval", &c.UnknownKeyInterval, DefaultUnknownKeyInterval},
+	} {
+		name := envForField[d.field].env + " (Config." + d.field + ")"
+		switch {
+		case *d.v < 0:
+			errs = append(errs, fmt.Errorf("%s: must not be negative (got %s)", name, *d.v))
+		case *d.v == 0:
+			*d.v = d.def
+		case !c.shortIntervals:
+			if msg := checkDuration(d.field, *d.v); msg != "" {
+				errs = append(errs, fmt.Errorf("%s %s", name, msg))
+			}
+		}
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize

@@ -195,6 +195,21 @@ func TestGenericIssuerClaims(t *testing.T) {
 			tc.e.expect(t, tc.e.mint(c), tc.status, tc.reason)
 		})
 	}
+	// The principal (and so the audit record and the Easy Auth -ID header) names
+	// the identity the policy checked: a generic issuer's custom oid is only a
+	// claim, never the caller's identity.
+	t.Run("principal identity is sub, not a custom oid", func(t *testing.T) {
+		c := ids.claims(2)
+		c["oid"] = "victim-object-id"
+		c["sub"] = testObjectID
+		p, err := ids.m.Verify(t.Context(), ids.mint(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ObjectID != testObjectID {
+			t.Errorf("Principal.ObjectID = %q, want the sub %q", p.ObjectID, testObjectID)
+		}
+	})
 }
 
 // TestEntraIdentityAndAppOnlyClaims: oid decides identities, idtyp (else
