@@ -396,10 +396,10 @@ func sanitizeReason(s string) string {
 }
 
 // condense turns an error (azidentity's are multi-line) into one short, printable
-// line with every secret redacted (see redact) — before it is cut, so no part of a
+// line with every secret redacted (see redactText) — before it is cut, so no part of a
 // secret survives the cut.
 func condense(err error) string {
-	fields := strings.Fields(redact(err.Error()))
+	fields := strings.Fields(redactText(err.Error()))
 	kept := fields[:0]
 	for _, f := range fields {
 		if len(f) >= 3 && strings.Trim(f, "-=") == "" {

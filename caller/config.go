@@ -231,7 +231,7 @@ func (c *Config) Validate() error {
 func parseCalleeURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("is not a valid URL (%s)", redact(stripURLErr(err).Error()))
+		return nil, fmt.Errorf("is not a valid URL (%s)", redactText(stripURLErr(err).Error()))
 	}
 	if !u.IsAbs() || u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("must be an absolute URL such as https://callee.azurewebsites.net/api/ExclusiveFunction, got %q", safeURL(u))

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -501,7 +500,7 @@ type credError struct {
 }
 
 func newCredError(label string, err error) *credError {
-	detail := redact.Line(errorText(err), maxErrorBytes, knownSecrets()...)
+	detail := redact.Line(errorText(err), maxErrorBytes, redact.EnvSecrets()...)
 	return &credError{msg: fmt.Sprintf("%v for scope %q: %s", ErrCredential, label, detail), cause: err}
 }
 
@@ -518,12 +517,6 @@ func errorText(err error) (s string) {
 
 func (e *credError) Error() string   { return e.msg }
 func (e *credError) Unwrap() []error { return []error{ErrCredential, e.cause} }
-
-// knownSecrets returns the managed-identity secrets of the environment, which
-// an identity endpoint may echo into an error body.
-func knownSecrets() []string {
-	return []string{os.Getenv("IDENTITY_HEADER"), os.Getenv("MSI_SECRET")}
-}
 
 // errUnusableToken is wrapped when the credential returns a token that cannot
 // be sent: empty, or with characters outside RFC 6750's b64token.
