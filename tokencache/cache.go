@@ -2,6 +2,7 @@ package tokencache
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,7 +140,7 @@ func (c *Cache) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (
 // lookup finds the entry for o without allocating.
 func (c *Cache) lookup(o *policy.TokenRequestOptions) *entry {
 	var v any
-	if len(o.Scopes) == 1 && o.TenantID == "" && o.Claims == "" && !o.EnableCAE {
+	if plainKey(o) {
 		v, _ = c.entries.Load(o.Scopes[0])
 	} else {
 		var buf [256]byte
@@ -154,11 +155,21 @@ func (c *Cache) lookup(o *policy.TokenRequestOptions) *entry {
 	return e
 }
 
-// appendKey appends the entry key of o to b. The common case (one scope, no
-// tenant, claims or CAE) uses the scope itself; every other key starts with a
-// NUL byte so the two forms never collide.
+// plainKey reports whether o's entry key is its one scope itself: no tenant,
+// claims or CAE, and a scope that does not start with the NUL byte that marks
+// every other key.
+func plainKey(o *policy.TokenRequestOptions) bool {
+	return len(o.Scopes) == 1 && o.TenantID == "" && o.Claims == "" && !o.EnableCAE &&
+		(o.Scopes[0] == "" || o.Scopes[0][0] != 0)
+}
+
+// appendKey appends the entry key of o to b. The common case (see plainKey)
+// uses the scope itself; every other key starts with a NUL byte, then the CAE
+// flag, then the tenant, the claims and each scope, each prefixed with its
+// length, so distinct options never share a key whatever bytes their
+// strings hold (claims come from a resource's challenge).
 func appendKey(b []byte, o *policy.TokenRequestOptions) []byte {
-	if len(o.Scopes) == 1 && o.TenantID == "" && o.Claims == "" && !o.EnableCAE {
+	if plainKey(o) {
 		return append(b, o.Scopes[0]...)
 	}
 	b = append(b, 0)
@@ -167,13 +178,15 @@ func appendKey(b []byte, o *policy.TokenRequestOptions) []byte {
 	} else {
 		b = append(b, '0')
 	}
-	b = append(b, 0)
-	b = append(b, o.TenantID...)
-	b = append(b, 0)
-	b = append(b, o.Claims...)
-	for _, s := range o.Scopes {
-		b = append(b, 0)
+	field := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
+	}
+	field(o.TenantID)
+	field(o.Claims)
+	b = binary.AppendUvarint(b, uint64(len(o.Scopes)))
+	for _, s := range o.Scopes {
+		field(s)
 	}
 	return b
 }
