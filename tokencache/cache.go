@@ -360,7 +360,9 @@ func (c *Cache) start(e *entry, background bool) (*call, error) {
 	cl := &call{done: make(chan struct{})}
 	e.inflight = cl
 	e.busy.Store(true)
-	go c.fetch(e, cl, e.failures+1, background)
+	st := e.state.Load()
+	forced := st != nil && st.usableUntil == math.MinInt64 // Invalidate took effect
+	go c.fetch(e, cl, e.failures+1, background, forced)
 	return cl, nil
 }
 
@@ -375,7 +377,11 @@ type result struct {
 // context is abandoned when the timeout passes: its goroutine is left to
 // finish on its own, its result discarded, and the scope is free for the next
 // call.
-func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
+//
+// A forced fetch (after Invalidate) carries a context mark that the
+// credentials built here read to skip MSAL's in-process token cache, which
+// would otherwise hand back the token just rejected.
+func (c *Cache) fetch(e *entry, cl *call, attempt int, background, forced bool) {
 	defer c.wg.Done()
 	log := c.cfg.logger
 	if log != nil {
@@ -383,6 +389,9 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 			slog.String("scope", e.label), slog.Int("attempt", attempt), slog.Bool("background", background))
 	}
 	ctx, cancel := context.WithTimeout(c.life, c.cfg.timeout)
+	if forced {
+		ctx = withForcedRefresh(ctx)
+	}
 	opts := e.opts
 	opts.Scopes = slices.Clone(e.scopes) // the credential may not keep or alter ours
 	res := make(chan result, 1)
@@ -711,8 +720,10 @@ func (c *Cache) onTimer(e *entry) {
 
 // Invalidate marks every cached entry whose scopes include scope for one forced
 // refresh: the next GetToken waits for a fresh token (single-flighted) instead
-// of returning the cached one. The old token is kept: when the refresh fails
-// it stays in service for as long as it is valid. Forced refreshes are
+// of returning the cached one; with the credentials built by this package the
+// forced refresh skips MSAL's in-process cache too, so it reaches the identity
+// endpoint. The old token is kept: when the refresh fails it stays in service
+// for as long as it is valid. Forced refreshes are
 // rate-limited per entry by Options.InvalidateInterval, and a scope that is
 // backing off after a failure is not asked again before its backoff ends. It
 // reports whether at least one entry was invalidated (false when nothing is
