@@ -5,7 +5,11 @@ package tokencache
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -49,6 +53,74 @@ func TestCacheKeyInjective(t *testing.T) {
 			}
 			if ta.Token == tb.Token {
 				t.Fatalf("%+v and %+v share a cache entry (token %s)", p.a, p.b, ta.Token)
+			}
+		})
+	}
+}
+
+// TestIntegrationExpiresOnMillisecondsNotTrusted: an identity endpoint that
+// reports expires_on in milliseconds (year 58000 to MSAL) must not keep a
+// one-hour token in service for weeks, nor hand azcore's bearer policy an
+// expiry that makes it cache the token for ever: the token's own exp wins.
+func TestIntegrationExpiresOnMillisecondsNotTrusted(t *testing.T) {
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	payload, _ := json.Marshal(map[string]any{"aud": "api://x", "exp": exp.Unix()})
+	tok := "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(payload) + ".c2lnbmF0dXJlc2lnbmF0dXJl"
+	for _, tc := range []struct{ name, expiresOn string }{
+		{"milliseconds", strconv.FormatInt(exp.UnixMilli(), 10)},
+		{"a day later than the token", strconv.FormatInt(exp.Add(24*time.Hour).Unix(), 10)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			startHostileMI(t, "hdr-exp-"+strconv.Itoa(int(resourceSeq.Add(1))), func(w http.ResponseWriter, _ *http.Request, resource string) {
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(map[string]string{
+					"access_token": tok, "expires_on": tc.expiresOn, "resource": resource, "token_type": "Bearer",
+				})
+			})
+			c := newMICache(t, nil)
+			got, err := c.GetToken(context.Background(), opts(uniqueScope("exp")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.ExpiresOn.Equal(exp) {
+				t.Fatalf("ExpiresOn = %v; want the token's exp %v", got.ExpiresOn, exp)
+			}
+			if es := c.Stats().Entries[0]; !es.ExpiresOn.Equal(exp) {
+				t.Fatalf("Stats ExpiresOn = %v; want %v", es.ExpiresOn, exp)
+			}
+		})
+	}
+}
+
+// TestJWTExpiryCapsLifetime: the unverified exp of a JWT only ever shortens
+// a token's life in the cache; malformed payloads are ignored.
+func TestJWTExpiryCapsLifetime(t *testing.T) {
+	clk := newFakeClock()
+	seg := func(v string) string { return base64.RawURLEncoding.EncodeToString([]byte(v)) }
+	hdr := seg(`{"alg":"RS256"}`)
+	for _, tc := range []struct {
+		name, tok string
+		want      time.Time
+	}{
+		{"exp earlier", hdr + "." + seg(fmt.Sprintf(`{"exp":%d}`, t0.Add(time.Hour).Unix())) + ".sig", t0.Add(time.Hour)},
+		{"exp later is ignored", hdr + "." + seg(fmt.Sprintf(`{"exp":%d}`, t0.Add(48*time.Hour).Unix())) + ".sig", t0.Add(2 * time.Hour)},
+		{"exp not a number", hdr + "." + seg(`{"exp":"soon"}`) + ".sig", t0.Add(2 * time.Hour)},
+		{"exp huge", hdr + "." + seg(`{"exp":1e300}`) + ".sig", t0.Add(2 * time.Hour)},
+		{"not base64", hdr + ".a.sig", t0.Add(2 * time.Hour)},
+		{"opaque token", "opaque-token-value", t0.Add(2 * time.Hour)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cred := &fakeCred{}
+			cred.set(func(context.Context, int64, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+				return azcore.AccessToken{Token: tc.tok, ExpiresOn: t0.Add(2 * time.Hour)}, nil
+			})
+			c := newTestCache(t, cred, clk, nil)
+			got, err := c.GetToken(context.Background(), opts("api://jwt-exp"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.ExpiresOn.Equal(tc.want) {
+				t.Fatalf("ExpiresOn = %v; want %v", got.ExpiresOn, tc.want)
 			}
 		})
 	}

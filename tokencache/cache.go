@@ -2,7 +2,9 @@ package tokencache
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -444,7 +446,8 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background, forced bool) 
 		c.refreshes.Add(1)
 		e.refreshes.Add(1)
 		c.arm(e, time.Unix(0, next.refreshAt).Sub(now))
-		cl.tok = tok
+		cl.tok = next.tok
+		tok = next.tok
 	} else {
 		e.failures++
 		c.failures.Add(1)
@@ -577,18 +580,27 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// newState validates tok and computes its usable window and refresh point. An
-// expiry further away than maxTokenLifetime counts as that far; a token whose
-// usable window (expiry minus SafetyMargin) is shorter than minRefreshInterval
-// is refused, so it is never cached and cannot cause a refresh storm.
+// newState validates tok and computes its usable window and refresh point.
+// The expiry is the earlier of the credential's ExpiresOn and the token's own
+// exp claim when the token is a JWT (an identity endpoint reporting
+// expires_on in milliseconds, or any later time than the token's, must not
+// keep a dead token in service), and at most maxTokenLifetime away; the
+// token handed out carries that expiry, so a cache above this one (azcore's
+// bearer policy) does not keep it longer either. A token whose usable window
+// (expiry minus SafetyMargin) is shorter than minRefreshInterval is refused,
+// so it is never cached and cannot cause a refresh storm.
 func (c *Cache) newState(tok azcore.AccessToken, now time.Time) (*tokenState, error) {
 	if err := checkToken(tok.Token); err != nil {
 		return nil, err
 	}
 	exp := tok.ExpiresOn
+	if jexp, ok := jwtExpiry(tok.Token); ok && jexp.Before(exp) {
+		exp = jexp
+	}
 	if limit := now.Add(maxTokenLifetime); exp.After(limit) {
 		exp = limit
 	}
+	tok.ExpiresOn = exp
 	usable := exp.Add(-c.cfg.safetyMargin)
 	if usable.Sub(now) < minRefreshInterval {
 		return nil, fmt.Errorf("%w (expires on %s, safety margin %v, minimum usable time %v)", ErrTokenTooShortLived,
@@ -793,4 +805,31 @@ func joinErr(a, b error) error {
 		return a
 	}
 	return fmt.Errorf("%w\n%w", a, b)
+}
+
+// maxJWTPayload bounds the JWT payload jwtExpiry decodes.
+const maxJWTPayload = 16 << 10
+
+// jwtExpiry returns the exp claim of a JWT-shaped token (read, not verified:
+// it is only used to shorten the token's life in the cache).
+func jwtExpiry(tok string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(tok, ".")
+	if !ok {
+		return time.Time{}, false
+	}
+	payload, _, ok := strings.Cut(rest, ".")
+	if !ok || len(payload) > maxJWTPayload {
+		return time.Time{}, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(payload, "="))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *float64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &claims) != nil || claims.Exp == nil || *claims.Exp <= 0 || *claims.Exp > float64(maxTime.Unix()) {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(*claims.Exp), 0), true
 }

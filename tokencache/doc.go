@@ -22,7 +22,8 @@
 //     identity endpoint is not hammered;
 //   - unusable answers refused: an empty or malformed token, or (for the
 //     credentials built here) one labelled for another resource, is a failure
-//     and never cached;
+//     and never cached; a token is kept no longer than its own exp claim (for
+//     a JWT) and 30 days, whatever expiry the credential reports;
 //   - [Cache.Invalidate] for a resource's 401, rate-limited per entry; the old
 //     token stays in service until a new one is in hand;
 //   - [Cache.Transport], an [http.RoundTripper] that adds the bearer token and
