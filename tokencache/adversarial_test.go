@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -123,5 +124,74 @@ func TestJWTExpiryCapsLifetime(t *testing.T) {
 				t.Fatalf("ExpiresOn = %v; want %v", got.ExpiresOn, tc.want)
 			}
 		})
+	}
+}
+
+// TestIntegrationClaimsChallengeStormBounded: a resource answering every
+// request with a new claims challenge (azcore's bearer policy passes it to
+// GetToken) must not make every request an identity-endpoint call through
+// the real credential, nor grow the cache by one entry per request.
+func TestIntegrationClaimsChallengeStormBounded(t *testing.T) {
+	m := startMI(t)
+	clk := newFakeClock()
+	clk.Set(time.Now())
+	c := newMICache(t, &Options{Now: clk.Now})
+	sc := uniqueScope("claims-storm")
+	claims := func(i int) policy.TokenRequestOptions {
+		return policy.TokenRequestOptions{Scopes: []string{sc}, Claims: fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, i)}
+	}
+	first, err := c.GetToken(context.Background(), claims(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 50; i++ {
+		if _, err := c.GetToken(context.Background(), claims(i)); !errors.Is(err, ErrClaimsRateLimited) {
+			t.Fatalf("claims %d: err = %v, want ErrClaimsRateLimited", i, err)
+		}
+	}
+	if again, err := c.GetToken(context.Background(), claims(0)); err != nil || again.Token != first.Token {
+		t.Fatalf("the admitted claims value is no longer served from the cache: %v", err)
+	}
+	if n, e := m.Requests(), len(c.Stats().Entries); n != 1 || e != 1 {
+		t.Fatalf("endpoint requests = %d, entries = %d; want 1 and 1", n, e)
+	}
+	clk.Advance(DefaultInvalidateInterval)
+	if _, err := c.GetToken(context.Background(), claims(51)); err != nil {
+		t.Fatalf("a new claims value after the interval: %v", err)
+	}
+	if n := m.Requests(); n != 2 {
+		t.Fatalf("endpoint requests = %d, want 2", n)
+	}
+}
+
+// TestClaimsConcurrentSameValueJoins: concurrent callers with the same new
+// claims value share one credential call; none is refused by the claims
+// rate limit.
+func TestClaimsConcurrentSameValueJoins(t *testing.T) {
+	clk := newFakeClock()
+	cred := &fakeCred{}
+	release := make(chan struct{})
+	cred.set(func(_ context.Context, n int64, _ policy.TokenRequestOptions) (azcore.AccessToken, error) {
+		<-release
+		return azcore.AccessToken{Token: fmt.Sprintf("tok-%d", n), ExpiresOn: clk.Now().Add(time.Hour)}, nil
+	})
+	c := newTestCache(t, cred, clk, nil)
+	o := policy.TokenRequestOptions{Scopes: []string{"api://claims-join"}, Claims: `{"x":1}`}
+	errs := make(chan error, 20)
+	for range 20 {
+		go func() {
+			_, err := c.GetToken(context.Background(), o)
+			errs <- err
+		}()
+	}
+	eventually(t, "the credential call", func() bool { return cred.calls.Load() == 1 })
+	close(release)
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cred.calls.Load(); n != 1 {
+		t.Fatalf("credential calls = %d, want 1", n)
 	}
 }

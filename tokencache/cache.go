@@ -50,6 +50,8 @@ type Cache struct {
 
 	refreshes atomic.Uint64
 	failures  atomic.Uint64
+
+	claimsAt map[string]time.Time // under mu: scopes key -> last new claims entry (cache clock)
 }
 
 // tokenState is an immutable snapshot of an entry's token, swapped atomically.
@@ -205,6 +207,11 @@ func (c *Cache) getOrCreate(o *policy.TokenRequestOptions) (*entry, error) {
 	if v, ok := c.entries.Load(key); ok {
 		return v.(*entry), nil
 	}
+	if o.Claims != "" {
+		if err := c.admitClaimsLocked(o); err != nil {
+			return nil, err
+		}
+	}
 	c.sweepLocked(c.cfg.now())
 	scopes := slices.Clone(o.Scopes)
 	label := strings.Join(scopes, " ")
@@ -320,6 +327,38 @@ func (c *Cache) getSlow(ctx context.Context, o *policy.TokenRequestOptions, e *e
 		return azcore.AccessToken{}, cl.err
 	}
 	return cl.tok, nil
+}
+
+// maxClaimsGates bounds the claims rate-limit table before stale rows are
+// dropped.
+const maxClaimsGates = 256
+
+// admitClaimsLocked lets a new claims entry for o's scopes (tenant, CAE) be created
+// at most once per Options.InvalidateInterval: each new claims value costs a
+// credential call that skips every token cache, so a resource answering every
+// request with a new claims challenge must not turn each request into an
+// identity-endpoint call (nor grow the cache without bound). c.mu must be
+// held (it serialises entry creation, so callers with the same new claims
+// join one entry).
+func (c *Cache) admitClaimsLocked(o *policy.TokenRequestOptions) error {
+	base := string(appendKey(nil, &policy.TokenRequestOptions{Scopes: o.Scopes, TenantID: o.TenantID, EnableCAE: o.EnableCAE}))
+	now := c.cfg.now()
+	if last, ok := c.claimsAt[base]; ok && now.Sub(last) < c.cfg.invalidateInterval && !now.Before(last) {
+		return fmt.Errorf("%w (scope %q, next in %v)", ErrClaimsRateLimited, strings.Join(o.Scopes, " "),
+			c.cfg.invalidateInterval-now.Sub(last))
+	}
+	if c.claimsAt == nil {
+		c.claimsAt = make(map[string]time.Time)
+	}
+	if len(c.claimsAt) >= maxClaimsGates {
+		for k, t := range c.claimsAt {
+			if now.Sub(t) >= c.cfg.invalidateInterval {
+				delete(c.claimsAt, k)
+			}
+		}
+	}
+	c.claimsAt[base] = now
+	return nil
 }
 
 // refreshAsync starts a background refresh of e unless one is running or the

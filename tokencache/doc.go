@@ -25,7 +25,8 @@
 //     and never cached; a token is kept no longer than its own exp claim (for
 //     a JWT) and 30 days, whatever expiry the credential reports;
 //   - [Cache.Invalidate] for a resource's 401, rate-limited per entry; the old
-//     token stays in service until a new one is in hand;
+//     token stays in service until a new one is in hand; new claims values
+//     (claims challenges) for the same scopes are rate-limited the same way;
 //   - [Cache.Transport], an [http.RoundTripper] that adds the bearer token and
 //     sends it only to the origin of the request it was given (a redirect to
 //     another origin is refused);

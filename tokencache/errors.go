@@ -39,6 +39,13 @@ var (
 	// a redirect hop to another origin than the first request's.
 	ErrInsecureTransport = errors.New("tokencache: refusing to send the bearer token (use https; plain http only to loopback; redirects only within the origin)")
 
+	// ErrClaimsRateLimited is returned by GetToken for a claims value (a
+	// resource's claims challenge) not seen before when another new claims
+	// value for the same scopes was fetched less than Options.InvalidateInterval
+	// ago: a resource asking for new claims on every request would otherwise
+	// make every request an identity-endpoint call.
+	ErrClaimsRateLimited = errors.New("tokencache: new claims challenges for this scope arrive faster than Options.InvalidateInterval; check the resource that issues them")
+
 	// ErrUnknownCredentialKind is returned by NewCredential for an unknown kind.
 	ErrUnknownCredentialKind = errors.New("tokencache: unknown credential kind")
 
