@@ -3,6 +3,7 @@ package caller
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -68,6 +69,29 @@ type Config struct {
 	// Addr is where the handler listens: 127.0.0.1 and FUNCTIONS_CUSTOMHANDLER_PORT, else
 	// PORT, else DefaultPort.
 	Addr string
+}
+
+// String describes c for logs and errors: the callee URL without its query
+// string (a function key travels as ?code=…), user info or fragment.
+func (c Config) String() string {
+	return fmt.Sprintf("{CalleeURL:%s Audience:%s Credential:%s ClientID:%s Timeout:%v MaxRetries:%d Addr:%s}",
+		safeURL(c.CalleeURL), c.Audience, c.Credential, c.ClientID, c.Timeout, c.MaxRetries, c.Addr)
+}
+
+// GoString is [Config.String], so %#v hides the function key too.
+func (c Config) GoString() string { return "caller.Config" + c.String() }
+
+// LogValue is c for slog, with the callee URL as [Config.String] shows it.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("callee_url", safeURL(c.CalleeURL)),
+		slog.String("audience", c.Audience),
+		slog.String("credential", string(c.Credential)),
+		slog.String("client_id", c.ClientID),
+		slog.Duration("timeout", c.Timeout),
+		slog.Int("max_retries", c.MaxRetries),
+		slog.String("addr", c.Addr),
+	)
 }
 
 // Scope returns the token scope for the callee: Audience + "/.default".
