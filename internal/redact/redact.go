@@ -38,9 +38,10 @@ func EnvSecrets() []string {
 var (
 	// urlQuery matches a URL's query string (after the scheme and path).
 	urlQuery = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^\s"'<>?#]*)\?[^\s"'<>#]*`)
-	// secretField matches a JSON or form field whose name carries a secret
+	// secretField matches a JSON, form or header field whose name carries a
+	// secret (snake, kebab or camel case; quoted with " or ', escaped or not)
 	// and captures its value (possibly empty).
-	secretField = regexp.MustCompile(`(?i)("?\b(?:access_token|refresh_token|id_token|client_secret|client_assertion|x-identity-header|identity_header|msi_secret|secret|password)"?\s*[:=]\s*"?)([^\s"'&,;}]*)`)
+	secretField = regexp.MustCompile(`(?i)((?:\\?["'])?\b(?:access[_-]?token|refresh[_-]?token|id[_-]?token|client[_-]?secret|client[_-]?assertion|x-identity-header|identity[_-]?header|msi[_-]?secret|secret|password)(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?)([^\s"'&,;}\\]*)`)
 	// authValue matches an Authorization credential.
 	authValue = regexp.MustCompile(`(?i)\b(bearer|basic|pop)(\s+)[^\s"',;]+`)
 	// jwt matches a JWS or JWE (a base64url JSON header starts "eyJ"),

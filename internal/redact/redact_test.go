@@ -21,6 +21,9 @@ func TestString(t *testing.T) {
 		{name: "opaque three-segment token", in: "tok Ab3dEf7hIj.Kl9nOp1rSt.Uv5xYz end", gone: []string{"Ab3dEf7hIj", "Uv5xYz"}, kept: []string{"tok", "end"}},
 		{name: "access_token field, any length", in: `{"access_token":"abc","expires_on":"1"}`, gone: []string{`"abc"`}, kept: []string{"expires_on"}},
 		{name: "access_token field, short", in: `{"access_token":"short1","expires_on":"1"}`, gone: []string{"short1"}, kept: []string{"expires_on"}},
+		{name: "escaped JSON field", in: `{\"access_token\":\"short1\",\"expires_on\":\"1\"}`, gone: []string{"short1"}, kept: []string{"expires_on"}},
+		{name: "single-quoted field", in: `access_token='short2' next`, gone: []string{"short2"}, kept: []string{"next"}},
+		{name: "camel-case field", in: `{"accessToken":"short3","tokenType":"Bearer"}`, gone: []string{"short3"}, kept: []string{"tokenType"}},
 		{name: "form field", in: `client_secret=s3&x=1`, gone: []string{"s3"}, kept: []string{"x=1"}},
 		{name: "password field", in: `password=hunter2; user=bob`, gone: []string{"hunter2"}, kept: []string{"user=bob"}},
 		{name: "bearer", in: "Authorization: Bearer a.b", gone: []string{"a.b"}, kept: []string{"Authorization: Bearer"}},
@@ -42,6 +45,7 @@ func TestString(t *testing.T) {
 			kept: []string{"f2fauth-callee-prod.azurewebsites.net"}},
 		{name: "identifiers kept", in: "scope api://callee-1f8337d0-9d09-4d94-85d9-37d09d095d94-13/.default client 0f5c2b9e-6a3d-4c1e-9b7a-3e8d2f4a1c01",
 			kept: []string{"api://callee-1f8337d0-9d09-4d94-85d9-37d09d095d94-13/.default", "0f5c2b9e-6a3d-4c1e-9b7a-3e8d2f4a1c01"}},
+		{name: "reason prefixes kept", in: "no token: tokencache: credential failed", kept: []string{"no token: tokencache: credential failed"}},
 		{name: "separator lines kept", in: "----------------------------------------------- RESPONSE 400", kept: []string{"RESPONSE 400"}},
 		{name: "empty known ignored", in: "plain text", known: []string{""}, kept: []string{"plain text"}},
 	}
