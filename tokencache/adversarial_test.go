@@ -195,3 +195,58 @@ func TestClaimsConcurrentSameValueJoins(t *testing.T) {
 		t.Fatalf("credential calls = %d, want 1", n)
 	}
 }
+
+// blockingError is a credential error whose Error blocks until released.
+type blockingError struct{ release chan struct{} }
+
+func (b blockingError) Error() string { <-b.release; return "released" }
+
+// panickingUnwrap is a credential error whose Unwrap panics.
+type panickingUnwrap struct{}
+
+func (panickingUnwrap) Error() string { return "unwrap panics" }
+func (panickingUnwrap) Unwrap() error { panic("hostile Unwrap") }
+
+// TestHostileCredentialErrorCannotWedgeScope: a credential error whose
+// methods block or panic must not wedge the scope: later callers return
+// within their context, the next attempt starts, and Close returns.
+func TestHostileCredentialErrorCannotWedgeScope(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  func(release chan struct{}) error
+	}{
+		{"Error blocks", func(r chan struct{}) error { return blockingError{r} }},
+		{"Unwrap panics", func(chan struct{}) error { return panickingUnwrap{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			release := make(chan struct{})
+			defer close(release)
+			cred := &fakeCred{}
+			cred.set(func(context.Context, int64, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+				return azcore.AccessToken{}, tc.err(release)
+			})
+			c, err := New(cred, &Options{Now: clk.Now, Rand: func() float64 { return 0 }, Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				done := make(chan error, 1)
+				go func() {
+					_, err := c.GetToken(context.Background(), opts("api://hostile-error"))
+					done <- err
+				}()
+				if err := <-done; !errors.Is(err, ErrCredential) {
+					t.Fatalf("call %d: err = %v, want ErrCredential", i, err)
+				}
+				clk.Advance(time.Hour) // past the backoff
+			}
+			if n := cred.calls.Load(); n != 2 {
+				t.Fatalf("credential calls = %d, want 2 (the scope is wedged)", n)
+			}
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -473,6 +473,13 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background, forced bool) 
 	if err == nil {
 		next, err = c.newState(tok, now)
 	}
+	// The error is read (message, Retry-After) before taking e.mu and
+	// within a bound: an error whose methods block must not wedge the scope.
+	var ce *credError
+	var throttle http.Header
+	if err != nil {
+		ce, throttle = describeError(e.label, err)
+	}
 
 	e.mu.Lock()
 	var delay time.Duration
@@ -491,9 +498,8 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background, forced bool) 
 		e.failures++
 		c.failures.Add(1)
 		e.failed.Add(1)
-		delay = c.backoff(e.failures, err, now)
+		delay = c.backoff(e.failures, throttle, now)
 		retryAt := unixNano(now.Add(delay))
-		ce := newCredError(e.label, err)
 		msg = ce.msg
 		cl.err = ce
 		e.lastErr = ce
@@ -701,12 +707,56 @@ func (c *Cache) rand() float64 {
 // backoff returns the delay before the next attempt after the given number of
 // consecutive failures: the capped exponential backoff of internal/retry, or
 // a longer Retry-After from a 429/503 response.
-func (c *Cache) backoff(failures int, err error, now time.Time) time.Duration {
-	var h http.Header
+func (c *Cache) backoff(failures int, throttle http.Header, now time.Time) time.Duration {
+	return retry.Backoff{Initial: c.cfg.initialBackoff, Max: c.cfg.maxBackoff}.After(failures, c.rand(), throttle, now)
+}
+
+// throttleHeader returns the headers of a 429/503 response carried by err
+// (their Retry-After lengthens the backoff), else nil.
+func throttleHeader(err error) http.Header {
 	if resp := responseOf(err); resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		h = resp.Header
+		return resp.Header
 	}
-	return retry.Backoff{Initial: c.cfg.initialBackoff, Max: c.cfg.maxBackoff}.After(failures, c.rand(), h, now)
+	return nil
+}
+
+// describeTimeout bounds how long a credential's error may take to describe
+// itself.
+const describeTimeout = time.Second
+
+// describeError returns the cache's error for a credential failure and the
+// throttling headers it carries, reading err (Error, Unwrap, As) in its own
+// goroutine: an error whose methods block or panic yields a placeholder
+// message instead of wedging the scope; the goroutine is abandoned.
+func describeError(label string, err error) (*credError, http.Header) {
+	type described struct {
+		ce *credError
+		h  http.Header
+	}
+	out := make(chan described, 1)
+	go func() {
+		defer func() {
+			if recover() != nil {
+				out <- described{ce: placeholderError(label, err)}
+			}
+		}()
+		ce := newCredError(label, err)
+		out <- described{ce, throttleHeader(err)}
+	}()
+	t := time.NewTimer(describeTimeout)
+	defer t.Stop()
+	select {
+	case d := <-out:
+		return d.ce, d.h
+	case <-t.C:
+		return placeholderError(label, err), nil
+	}
+}
+
+// placeholderError is the cache's error for a credential error that could not
+// be read.
+func placeholderError(label string, err error) *credError {
+	return &credError{msg: fmt.Sprintf("%v for scope %q: %T (its message could not be read)", ErrCredential, label, err), cause: err}
 }
 
 // responseOf returns the HTTP response carried by err, if any.
