@@ -3,8 +3,12 @@ package caller
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -44,5 +48,55 @@ func TestConfigFormattingHidesFunctionKey(t *testing.T) {
 		if !strings.Contains(out, "callee.example.com/api/Exclusive") {
 			t.Fatalf("the URL is gone altogether: %s", out)
 		}
+	}
+}
+
+// TestCalleeHugeHeadersFailTheRun: a callee answering with megabytes of
+// headers (Go's default limit is 10 MB per response, per concurrent run) is
+// a failed run, not a success read into memory.
+func TestCalleeHugeHeadersFailTheRun(t *testing.T) {
+	var hits atomic.Int64
+	callee := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		for i := range 32 {
+			w.Header().Set(fmt.Sprintf("X-Pad-%d", i), strings.Repeat("a", 64<<10))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"appId":"x"}`)
+	}))
+	defer callee.Close()
+	f := newFixture(t, callee.URL+"/api/ExclusiveFunction", func(c *Config) { c.MaxRetries = 0 })
+	r := f.invoke(t, payload(false))
+	if rep := r.report(); rep.OK || !strings.Contains(rep.Reason, "header") {
+		t.Fatalf("a 2 MB header answer: ok=%v reason=%q; want a failed run naming the headers", rep.OK, rep.Reason)
+	}
+}
+
+// TestInvalidTokenStormDoesNotStormTheIdentityEndpoint: a callee answering
+// every request 401 invalid_token makes each run invalidate the token and
+// retry once; over many back-to-back runs the identity endpoint sees one
+// forced refresh per InvalidateInterval, not one per run.
+func TestInvalidTokenStormDoesNotStormTheIdentityEndpoint(t *testing.T) {
+	var hits atomic.Int64
+	callee := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer callee.Close()
+	f := newFixture(t, callee.URL+"/api/ExclusiveFunction", func(c *Config) { c.MaxRetries = 0 })
+	for i := range 20 {
+		if rep := f.invoke(t, payload(false)).report(); rep.OK || rep.CalleeStatus != http.StatusUnauthorized {
+			t.Fatalf("run %d: ok=%v status=%d", i, rep.OK, rep.CalleeStatus)
+		}
+	}
+	// One token, then one forced refresh (the first 401): both reach the
+	// endpoint (the forced one skips MSAL's cache); later 401s are within
+	// the interval.
+	if n := f.mi.Requests(); n != 2 {
+		t.Fatalf("identity endpoint requests = %d over 20 runs, want 2", n)
+	}
+	if n := hits.Load(); n != 21 {
+		t.Fatalf("callee requests = %d, want 21 (one retry, on the first run only)", n)
 	}
 }
