@@ -220,3 +220,22 @@ func TestIdentityEndpointBodyBounded(t *testing.T) {
 		t.Fatalf("endpoint requests = %d, want 1 (a refused answer is not retried)", n)
 	}
 }
+
+// TestIdentityEndpointHeadersBounded: an identity endpoint answering with
+// megabytes of headers (Go's default limit is 10 MB) is refused like an
+// oversized body (adversarial review).
+func TestIdentityEndpointHeadersBounded(t *testing.T) {
+	ep := startHostileMI(t, "hdr-secret", func(w http.ResponseWriter, _ *http.Request, resource string) {
+		for i := range 32 {
+			w.Header().Set(fmt.Sprintf("X-Pad-%d", i), strings.Repeat("a", 64<<10))
+		}
+		tokenJSON(w, http.StatusOK, fakeJWT, resource)
+	})
+	c := newMICache(t, nil)
+	if _, err := c.GetToken(context.Background(), opts(uniqueScope("big-headers"))); err == nil || !strings.Contains(err.Error(), "header") {
+		t.Fatalf("err = %v, want a refusal naming the headers", err)
+	}
+	if n := ep.requests.Load(); n != 1 {
+		t.Fatalf("endpoint requests = %d, want 1 (a refused answer is not retried)", n)
+	}
+}
