@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,5 +250,107 @@ func TestHostileCredentialErrorCannotWedgeScope(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestInvalidateScopeVariantsDoNotBypassRateLimit: scopes are exact strings
+// in GetToken, Transport and Invalidate alike. A variant (trailing slash,
+// other case, no /.default) names no cached entry, so it can neither force a
+// refresh nor reset the rate limit of the real one.
+func TestInvalidateScopeVariantsDoNotBypassRateLimit(t *testing.T) {
+	clk := newFakeClock()
+	cred := &fakeCred{}
+	cred.set(tokenFor(clk, time.Hour))
+	c := newTestCache(t, cred, clk, nil)
+	const sc = "api://callee/.default"
+	if _, err := c.GetToken(context.Background(), opts(sc)); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Invalidate(sc) {
+		t.Fatal("Invalidate of the exact scope did not take effect")
+	}
+	if _, err := c.GetToken(context.Background(), opts(sc)); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{sc, "api://callee/.default/", "API://callee/.default", "api://callee", "api://callee/", " api://callee/.default"} {
+		if c.Invalidate(v) {
+			t.Fatalf("Invalidate(%q) took effect within the interval", v)
+		}
+		if _, err := c.GetToken(context.Background(), opts(sc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cred.calls.Load(); n != 2 {
+		t.Fatalf("credential calls = %d, want 2", n)
+	}
+}
+
+// TestCloseRacesWithCallers: Close while callers fetch, invalidate, send
+// through the transport and ask with claims: nothing panics, every call
+// returns (a token or ErrClosed), and after Close the transport sends
+// nothing.
+func TestCloseRacesWithCallers(t *testing.T) {
+	clk := newFakeClock()
+	cred := &fakeCred{}
+	cred.set(func(ctx context.Context, n int64, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+		if n%3 == 0 {
+			<-ctx.Done() // some calls are in flight at Close
+			return azcore.AccessToken{}, ctx.Err()
+		}
+		return azcore.AccessToken{Token: fmt.Sprintf("tok-%d", n), ExpiresOn: clk.Now().Add(time.Hour)}, nil
+	})
+	c, err := New(cred, &Options{Now: clk.Now, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Int64
+	rt := c.Transport("api://race/.default", roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent.Add(1)
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+	}))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var loops atomic.Int64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				loops.Add(1)
+				o := opts(fmt.Sprintf("api://race-%d/.default", (g+i)%4))
+				if i%5 == 0 {
+					o.Claims = fmt.Sprintf(`{"n":%d}`, i)
+				}
+				_, err := c.GetToken(context.Background(), o)
+				if err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrCredential) && !errors.Is(err, ErrClaimsRateLimited) && !errors.Is(err, ErrTimeout) {
+					t.Errorf("GetToken: %v", err)
+				}
+				c.Invalidate(o.Scopes[0])
+				req, _ := http.NewRequest(http.MethodGet, "https://callee.example/api", nil)
+				if resp, err := rt.RoundTrip(req); err == nil {
+					_ = resp.Body.Close()
+				}
+				_ = c.Stats()
+			}
+		}()
+	}
+	eventually(t, "traffic", func() bool { return loops.Load() > 200 })
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	before := sent.Load()
+	req, _ := http.NewRequest(http.MethodGet, "https://callee.example/api", nil)
+	if _, err := rt.RoundTrip(req); !errors.Is(err, ErrClosed) {
+		t.Fatalf("transport after Close: %v, want ErrClosed", err)
+	}
+	if sent.Load() != before {
+		t.Fatal("the transport sent a request after Close")
 	}
 }
