@@ -100,3 +100,20 @@ func TestInvalidTokenStormDoesNotStormTheIdentityEndpoint(t *testing.T) {
 		t.Fatalf("callee requests = %d, want 21 (one retry, on the first run only)", n)
 	}
 }
+
+// TestRedactingHandlerBytesAndNested: byte slices and values nested in
+// slices or maps are redacted like strings (fmt would print a []byte as
+// decimal numbers that no pattern recognises).
+func TestRedactingHandlerBytesAndNested(t *testing.T) {
+	t.Setenv("IDENTITY_HEADER", "Xq7Zp3-identity-secret")
+	var buf bytes.Buffer
+	l := slog.New(newRedactingHandler(slog.NewJSONHandler(&buf, nil)))
+	l.Info("m",
+		"bytes", []byte("header Xq7Zp3-identity-secret"),
+		"any", []any{"Bearer zzz-token-value"},
+		"map", map[string]string{"h": "Xq7Zp3-identity-secret"})
+	out := buf.String()
+	if strings.Contains(out, "Xq7Zp3") || strings.Contains(out, "zzz-token-value") || strings.Contains(out, "88 113 55") {
+		t.Fatalf("log keeps a secret: %s", out)
+	}
+}

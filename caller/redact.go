@@ -113,6 +113,8 @@ func redactAttr(a slog.Attr) slog.Attr {
 		switch x := v.Any().(type) {
 		case error:
 			return slog.String(a.Key, redactText(x.Error()))
+		case []byte: // fmt would print decimal numbers no pattern recognises
+			return slog.String(a.Key, redactText(string(x)))
 		case []string:
 			red := make([]string, len(x))
 			for i, s := range x {
