@@ -354,3 +354,37 @@ func TestCloseRacesWithCallers(t *testing.T) {
 		t.Fatal("the transport sent a request after Close")
 	}
 }
+
+// TestEntriesBounded: a resource whose challenges name a new tenant on every
+// request (an SDK bearer policy passes it on as TenantID) must not grow the
+// cache without bound: past MaxEntries new requests are refused, cached ones
+// are still served, and room comes back once unused entries are evicted.
+func TestEntriesBounded(t *testing.T) {
+	clk := newFakeClock()
+	cred := &fakeCred{}
+	cred.set(tokenFor(clk, 24*time.Hour))
+	c := newTestCache(t, cred, clk, nil)
+	tenant := func(i int) policy.TokenRequestOptions {
+		return policy.TokenRequestOptions{Scopes: []string{"api://bounded/.default"}, TenantID: fmt.Sprintf("tenant-%d", i)}
+	}
+	for i := range MaxEntries {
+		if _, err := c.GetToken(context.Background(), tenant(i)); err != nil {
+			t.Fatalf("tenant %d: %v", i, err)
+		}
+	}
+	if _, err := c.GetToken(context.Background(), tenant(MaxEntries)); !errors.Is(err, ErrTooManyEntries) {
+		t.Fatalf("entry %d: err = %v, want ErrTooManyEntries", MaxEntries+1, err)
+	}
+	if _, err := c.GetToken(context.Background(), tenant(0)); err != nil {
+		t.Fatalf("a cached entry is no longer served: %v", err)
+	}
+	if n := len(c.Stats().Entries); n != MaxEntries {
+		t.Fatalf("entries = %d, want %d", n, MaxEntries)
+	}
+	clk.Advance(evictionInterval)
+	_, _ = c.GetToken(context.Background(), tenant(MaxEntries)) // the sweep notes who is in use
+	clk.Advance(evictionInterval)
+	if _, err := c.GetToken(context.Background(), tenant(MaxEntries)); err != nil {
+		t.Fatalf("after unused entries were evicted: %v", err)
+	}
+}

@@ -42,6 +42,7 @@ type Cache struct {
 	// does not copy the map.
 	entries sync.Map
 	mu      sync.Mutex // serialises inserts and eviction sweeps
+	count   int        // entries in the map, under mu
 	swept   time.Time  // last eviction sweep (cache clock), under mu
 
 	closed atomic.Bool
@@ -207,12 +208,15 @@ func (c *Cache) getOrCreate(o *policy.TokenRequestOptions) (*entry, error) {
 	if v, ok := c.entries.Load(key); ok {
 		return v.(*entry), nil
 	}
+	c.sweepLocked(c.cfg.now())
+	if c.count >= MaxEntries {
+		return nil, fmt.Errorf("%w (%d); scopes %q not cached", ErrTooManyEntries, MaxEntries, strings.Join(o.Scopes, " "))
+	}
 	if o.Claims != "" {
 		if err := c.admitClaimsLocked(o); err != nil {
 			return nil, err
 		}
 	}
-	c.sweepLocked(c.cfg.now())
 	scopes := slices.Clone(o.Scopes)
 	label := strings.Join(scopes, " ")
 	if o.TenantID != "" {
@@ -225,6 +229,7 @@ func (c *Cache) getOrCreate(o *policy.TokenRequestOptions) (*entry, error) {
 		opts:   policy.TokenRequestOptions{Scopes: scopes, TenantID: o.TenantID, Claims: o.Claims, EnableCAE: o.EnableCAE},
 	}
 	c.entries.Store(key, e)
+	c.count++
 	return e, nil
 }
 
@@ -247,6 +252,7 @@ func (c *Cache) sweepLocked(now time.Time) {
 				e.timer.Stop()
 			}
 			c.entries.Delete(k)
+			c.count--
 		}
 		e.usesSeen = uses
 		e.mu.Unlock()
@@ -328,6 +334,11 @@ func (c *Cache) getSlow(ctx context.Context, o *policy.TokenRequestOptions, e *e
 	}
 	return cl.tok, nil
 }
+
+// MaxEntries bounds the number of distinct token requests (scopes, tenant,
+// claims, CAE) a Cache holds at once; a request that would add one more is
+// refused with [ErrTooManyEntries] until unused entries are evicted.
+const MaxEntries = 4096
 
 // maxClaimsGates bounds the claims rate-limit table before stale rows are
 // dropped.

@@ -30,7 +30,8 @@
 //   - [Cache.Transport], an [http.RoundTripper] that adds the bearer token and
 //     sends it only to the origin of the request it was given (a redirect to
 //     another origin is refused);
-//   - entries nobody asks for any more are evicted;
+//   - entries nobody asks for any more are evicted, and at most [MaxEntries]
+//     distinct requests are cached at once;
 //   - [Cache.Stats] for metrics exporters and an optional [slog.Logger].
 //
 // Tokens never appear in logs or errors: error messages are redacted (the

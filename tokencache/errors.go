@@ -46,6 +46,12 @@ var (
 	// make every request an identity-endpoint call.
 	ErrClaimsRateLimited = errors.New("tokencache: new claims challenges for this scope arrive faster than Options.InvalidateInterval; check the resource that issues them")
 
+	// ErrTooManyEntries is returned by GetToken for a new token request
+	// (scopes, tenant, claims, CAE) when the cache already holds MaxEntries:
+	// a resource's challenges naming a new tenant on every request must not
+	// grow the cache without bound. Unused entries are evicted after an hour.
+	ErrTooManyEntries = errors.New("tokencache: too many distinct token requests cached; check what varies the tenant, claims or scopes of each request")
+
 	// ErrUnknownCredentialKind is returned by NewCredential for an unknown kind.
 	ErrUnknownCredentialKind = errors.New("tokencache: unknown credential kind")
 
