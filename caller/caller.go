@@ -378,7 +378,7 @@ func isTimeout(err error) bool {
 // isTokenError reports whether err came from the token cache (no usable token).
 func isTokenError(err error) bool {
 	for _, target := range []error{tokencache.ErrCredential, tokencache.ErrTimeout, tokencache.ErrTokenTooShortLived,
-		tokencache.ErrClosed, tokencache.ErrNoScopes} {
+		tokencache.ErrClosed, tokencache.ErrNoScopes, tokencache.ErrClaimsRateLimited, tokencache.ErrTooManyEntries} {
 		if errors.Is(err, target) {
 			return true
 		}

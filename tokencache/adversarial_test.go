@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -386,5 +388,27 @@ func TestEntriesBounded(t *testing.T) {
 	clk.Advance(evictionInterval)
 	if _, err := c.GetToken(context.Background(), tenant(MaxEntries)); err != nil {
 		t.Fatalf("after unused entries were evicted: %v", err)
+	}
+}
+
+// TestCredentialPanicMessageRedacted: a credential panicking with a token in
+// its message does not put the token in the error or the log.
+func TestCredentialPanicMessageRedacted(t *testing.T) {
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl"
+	clk := newFakeClock()
+	cred := &fakeCred{}
+	cred.set(func(context.Context, int64, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+		panic("oops access_token=s3cr3t, Bearer abc.def " + jwt)
+	})
+	var buf syncBuffer
+	c := newTestCache(t, cred, clk, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&buf, nil)) })
+	_, err := c.GetToken(context.Background(), opts("api://panic"))
+	if !errors.Is(err, ErrCredentialPanic) {
+		t.Fatalf("err = %v, want ErrCredentialPanic", err)
+	}
+	for _, s := range []string{"s3cr3t", "abc.def", "eyJhbGci"} {
+		if strings.Contains(err.Error(), s) || strings.Contains(buf.String(), s) {
+			t.Fatalf("%q leaks: err %q log %q", s, err, buf.String())
+		}
 	}
 }
