@@ -32,7 +32,8 @@ func (e *identityError) Error() string { return e.msg }
 func (*identityError) NonRetriable()   {}
 
 // newIdentityClient returns the HTTP client of the credentials built here:
-// a timeout, no redirects, and a transport that reads each response's headers
+// a timeout, no redirects, a transport that sends the identity secret only
+// over https or loopback http, and reads each response's headers
 // up to maxIdentityHeaders and body up to maxIdentityBody and refuses a token response labelled for another resource
 // than the one asked for.
 func newIdentityClient() *http.Client {
@@ -56,6 +57,17 @@ func identityBase() http.RoundTripper {
 type identityTransport struct{ next http.RoundTripper }
 
 func (t identityTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("X-IDENTITY-HEADER") != "" || req.Header.Get("secret") != "" {
+		// The secret goes over https, or plain http only to loopback (as
+		// App Service's endpoint is); IMDS requests carry no secret.
+		if err := netrule.CheckURL(req.URL); err != nil {
+			if req.Body != nil {
+				_ = req.Body.Close()
+			}
+			return nil, &identityError{msg: fmt.Sprintf("tokencache: refusing to send the managed identity secret to %s://%s (%v): set IDENTITY_ENDPOINT to a loopback http or an https URL",
+				req.URL.Scheme, req.URL.Host, err)}
+		}
+	}
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
 		if strings.Contains(err.Error(), "response headers exceeded") {
