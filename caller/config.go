@@ -101,21 +101,9 @@ func (c Config) Scope() string { return NormalizeAudience(c.Audience) + "/.defau
 // trailing slashes and a "/.default" suffix removed, so "api://callee/",
 // "api://callee/.default" and "api://callee" all give the scope
 // "api://callee/.default" (never "api://callee//.default"). It returns "" when
-// nothing but those is left.
+// nothing but those is left. It is [tokencache.ScopeFor] without the suffix.
 func NormalizeAudience(aud string) string {
-	aud = strings.TrimSpace(aud)
-	for {
-		t := strings.TrimRight(aud, "/")
-		t = strings.TrimSuffix(t, "/.default")
-		if t == aud {
-			break
-		}
-		aud = t
-	}
-	if aud == ".default" || strings.HasSuffix(aud, ":") || strings.HasSuffix(aud, ":/") {
-		return "" // "/.default" alone, or a bare scheme such as "api://"
-	}
-	return aud
+	return strings.TrimSuffix(tokencache.ScopeFor(aud), "/.default")
 }
 
 // ConfigFromEnv reads the caller's settings with getenv and validates them, reporting

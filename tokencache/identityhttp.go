@@ -110,10 +110,11 @@ func sameResource(a, b string) bool {
 }
 
 // ScopeFor returns the token scope for an audience (an Application ID URI
-// such as "api://callee", or a client ID): the audience with any trailing
-// slashes and "/.default" removed, then "/.default" appended, so
-// "api://callee", "api://callee/" and "api://callee/.default" all give
-// "api://callee/.default". It returns "" for an audience that names nothing.
+// such as "api://callee", or a client ID): the audience with surrounding
+// spaces, any trailing slashes and "/.default" removed, then "/.default"
+// appended, so "api://callee", "api://callee/" and "api://callee/.default"
+// all give "api://callee/.default". It returns "" for an audience that names
+// nothing ("", "/.default", ".default", or a bare scheme such as "api://").
 // Log its result to say which scope a program will ask for.
 func ScopeFor(audience string) string {
 	a := strings.TrimSpace(audience)
@@ -124,7 +125,7 @@ func ScopeFor(audience string) string {
 		}
 		a = t
 	}
-	if a == "" {
+	if a == "" || a == ".default" || strings.HasSuffix(a, ":") {
 		return ""
 	}
 	return a + "/.default"
