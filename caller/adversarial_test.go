@@ -117,3 +117,42 @@ func TestRedactingHandlerBytesAndNested(t *testing.T) {
 		t.Fatalf("log keeps a secret: %s", out)
 	}
 }
+
+// TestCalleeRedirectsNeverFollowed: whatever the redirect status and
+// Location form, the caller's run stops at the 3xx: no other loopback
+// server (nor the callee itself under another name) receives a request.
+func TestCalleeRedirectsNeverFollowed(t *testing.T) {
+	var thiefHits atomic.Int64
+	thief := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { thiefHits.Add(1) }))
+	defer thief.Close()
+	thiefURL := thief.URL + "/steal"
+	for _, tc := range []struct {
+		name     string
+		status   int
+		location func(calleeHost string) string
+	}{
+		{"307 to another loopback port", http.StatusTemporaryRedirect, func(string) string { return thiefURL }},
+		{"308 scheme-relative", http.StatusPermanentRedirect, func(string) string { return "//" + strings.TrimPrefix(thief.URL, "http://") + "/steal" }},
+		{"303 to localhost", http.StatusSeeOther, func(string) string { return strings.Replace(thiefURL, "127.0.0.1", "localhost", 1) }},
+		{"307 to [::1]", http.StatusTemporaryRedirect, func(string) string { return strings.Replace(thiefURL, "127.0.0.1", "[::1]", 1) }},
+		{"301 same origin", http.StatusMovedPermanently, func(h string) string { return "http://" + h + "/other" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calleeHits atomic.Int64
+			callee := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calleeHits.Add(1)
+				w.Header().Set("Location", tc.location(r.Host))
+				w.WriteHeader(tc.status)
+			}))
+			defer callee.Close()
+			f := newFixture(t, callee.URL+"/api/ExclusiveFunction", func(c *Config) { c.MaxRetries = 0 })
+			rep := f.invoke(t, payload(false)).report()
+			if rep.OK || rep.CalleeStatus != tc.status {
+				t.Fatalf("ok=%v status=%d, want a failed run with %d", rep.OK, rep.CalleeStatus, tc.status)
+			}
+			if n, m := thiefHits.Load(), calleeHits.Load(); n != 0 || m != 1 {
+				t.Fatalf("thief requests = %d, callee requests = %d; want 0 and 1", n, m)
+			}
+		})
+	}
+}
