@@ -43,7 +43,9 @@ var (
 	// and captures its value (possibly empty).
 	secretField = regexp.MustCompile(`(?i)((?:\\?["'])?\b(?:access[_-]?token|refresh[_-]?token|id[_-]?token|client[_-]?secret|client[_-]?assertion|x-identity-header|identity[_-]?header|msi[_-]?secret|secret|password)(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?)([^\s"'&,;}\\]*)`)
 	// authValue matches an Authorization credential.
-	authValue = regexp.MustCompile(`(?i)\b(bearer|basic|pop)(\s+)[^\s"',;]+`)
+	authValue = regexp.MustCompile(`(?i)\b(bearer|basic|pop)(\s+)([^\s"',;]+)`)
+	// prose lists the words that follow "bearer" or "basic" in messages.
+	prose = map[string]bool{"token": true, "tokens": true, "auth": true, "authentication": true, "credential": true, "credentials": true, "scheme": true}
 	// jwt matches a JWS or JWE (a base64url JSON header starts "eyJ"),
 	// whatever the number of its dot-separated parts.
 	jwt = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){1,4}`)
@@ -65,7 +67,13 @@ func String(s string, known ...string) string {
 	}
 	s = urlQuery.ReplaceAllString(s, "${1}?"+Mask)
 	s = secretField.ReplaceAllString(s, "${1}"+Mask)
-	s = authValue.ReplaceAllString(s, "${1}${2}"+Mask)
+	s = authValue.ReplaceAllStringFunc(s, func(m string) string {
+		sub := authValue.FindStringSubmatch(m)
+		if prose[strings.ToLower(strings.TrimRight(sub[3], ".:)"))] {
+			return m // "the bearer token", "basic auth": words, not credentials
+		}
+		return sub[1] + sub[2] + Mask
+	})
 	s = jwt.ReplaceAllString(s, Mask)
 	s = jwtLike.ReplaceAllStringFunc(s, func(m string) string {
 		if looksRandom(m) {

@@ -46,6 +46,8 @@ func TestString(t *testing.T) {
 		{name: "identifiers kept", in: "scope api://callee-1f8337d0-9d09-4d94-85d9-37d09d095d94-13/.default client 0f5c2b9e-6a3d-4c1e-9b7a-3e8d2f4a1c01",
 			kept: []string{"api://callee-1f8337d0-9d09-4d94-85d9-37d09d095d94-13/.default", "0f5c2b9e-6a3d-4c1e-9b7a-3e8d2f4a1c01"}},
 		{name: "reason prefixes kept", in: "no token: tokencache: credential failed", kept: []string{"no token: tokencache: credential failed"}},
+		{name: "prose after bearer kept", in: "refusing to send the bearer token (use https); basic auth is off", kept: []string{"bearer token (use", "basic auth is"}},
+		{name: "token-like value after bearer", in: "Bearer token123abc", gone: []string{"token123abc"}},
 		{name: "separator lines kept", in: "----------------------------------------------- RESPONSE 400", kept: []string{"RESPONSE 400"}},
 		{name: "empty known ignored", in: "plain text", known: []string{""}, kept: []string{"plain text"}},
 	}
