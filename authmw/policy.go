@@ -114,8 +114,10 @@ type Policy struct {
 	// ExcludedPaths are served without authentication: exact paths, or prefixes written
 	// with a trailing "/*" (like Easy Auth's globalValidation.excludedPaths), matched
 	// case-sensitively. "/x/*" matches "/x", "/x/" and everything under "/x/". A request
-	// path that is not canonical (dot segments, "//", a backslash, '%', or a non-canonical
-	// encoding such as "%2F") is never excluded, so traversal cannot reach a protected route.
+	// path that is not canonical (dot segments, "//", a backslash, '%', ';' path
+	// parameters, or a non-canonical encoding such as "%2F") is never excluded, so
+	// traversal (also "/x/..;/admin", which servlet containers resolve) cannot reach a
+	// protected route.
 	ExcludedPaths []string
 	// UnauthenticatedAction is what a request without a token gets; default Return401.
 	// Easy Auth's RedirectToLoginPage is not supported (this protects APIs).
@@ -423,8 +425,8 @@ func checkExcludedPath(e string) string {
 	if strings.Contains(base, "*") {
 		return "may use \"*\" only as a trailing \"/*\" (prefix match)"
 	}
-	if strings.ContainsAny(e, "?#%\\\x00") {
-		return "must be a plain decoded path, without query, fragment, percent-encoding or backslash"
+	if strings.ContainsAny(e, "?#%;\\\x00") {
+		return "must be a plain decoded path, without query, fragment, percent-encoding, ';' path parameters or backslash"
 	}
 	if prefix && base == "" {
 		return "" // "/*": every path

@@ -388,9 +388,12 @@ func describeClaim(v jsontext.Value) string {
 // under "/api/public/"), case-sensitively.
 //
 // It fails closed: a path that is not already in canonical form — with "." or ".."
-// segments, repeated slashes, a backslash, a '%' (double encoding) or a NUL — is never
-// excluded, because the router may resolve it differently than path.Clean would. So
-// "/api/healthz/../ExclusiveFunction" and "/api/public/x/../../admin" require a token.
+// segments, repeated slashes, a backslash, a '%' (double encoding), a ';' or a NUL — is
+// never excluded, because the router may resolve it differently than path.Clean would.
+// So "/api/healthz/../ExclusiveFunction" and "/api/public/x/../../admin" require a
+// token, and so does "/api/public/..;/admin": path.Clean keeps "..;" as a name, but
+// servlet containers (Tomcat, Jetty, Spring) strip ";" path parameters from each
+// segment first and resolve it to /api/admin — an upstream behind the gateway would.
 // Callers holding a *url.URL should use excludedURL, which also refuses paths whose
 // original encoding differed (for example an encoded slash, %2F).
 func (cp *compiledPolicy) excluded(p string) bool {
@@ -423,12 +426,13 @@ func (cp *compiledPolicy) excludedURL(u *url.URL) bool {
 }
 
 // canonicalPath reports whether p is absolute and equal to path.Clean(p), except
-// that one trailing slash is allowed, and holds no byte a router might reinterpret.
+// that one trailing slash is allowed, and holds no byte a router might reinterpret
+// (a backslash, '%', ';' path parameters, NUL).
 func canonicalPath(p string) bool {
 	if p == "" || p[0] != '/' {
 		return false
 	}
-	if strings.ContainsAny(p, "\\%\x00") {
+	if strings.ContainsAny(p, "\\%;\x00") {
 		return false
 	}
 	// Fast check for the common case before path.Clean (which may allocate).

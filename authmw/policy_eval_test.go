@@ -363,6 +363,12 @@ func TestExcluded(t *testing.T) {
 		{"/api/public\\..\\admin", false},
 		{"/api/public/x\x00", false},
 		{"/admin/../api/public/x", false}, // cleans to an excluded path, but the router sees /admin/...
+		// ';' path parameters: servlet containers read "..;" as ".." (adversarial review)
+		{"/api/public/..;/admin", false},
+		{"/api/public/x/..;/..;/admin", false},
+		{"/api/public/..;jsessionid=1/admin", false},
+		{"/api/public/.;/x", false},
+		{"/api/public/x;y", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
