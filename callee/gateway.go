@@ -204,10 +204,22 @@ func newGateway(cfg GatewayConfig, logger *slog.Logger) *gateway {
 
 // handler is gateway mode's whole HTTP handler: authmw guards every request; the
 // health endpoint is answered here, everything else is forwarded.
+//
+// A request with a body gets "Connection: close" on every answer except a forwarded
+// one: gateway mode has no server ReadTimeout (streams may last), and net/http drains
+// an unread body before it writes the answer, so a denied request whose body never
+// comes would otherwise hold its connection, unanswered, for as long as the client
+// likes — a slowloris needing no token. Only the upstream reads bodies.
 func (g *gateway) handler(mw *authmw.Middleware) http.Handler {
-	proxied := mw.Handler(g.proxy)
+	proxied := mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Del("Connection") // forwarded: the body is streamed to the upstream
+		g.proxy.ServeHTTP(w, r)
+	}))
 	health := mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.healthz(w, r, mw) }))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			w.Header().Set("Connection", "close")
+		}
 		if r.Method == http.MethodConnect {
 			writeProblem(w, http.StatusMethodNotAllowed, ReasonMethodNotAllowed, "The gateway does not tunnel CONNECT requests.")
 			return
@@ -275,6 +287,10 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 // r is the outbound request (ReverseProxy passes that): its context is the client's,
 // or the one rewrite cancelled.
 func (g *gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if r.ContentLength != 0 {
+		// Nobody reads the rest of the body now: close rather than wait to drain it.
+		w.Header().Set("Connection", "close")
+	}
 	if errors.Is(context.Cause(r.Context()), errIdentityUnavailable) {
 		g.logger.Error("callee: request not forwarded", "method", r.Method, "path", r.URL.Path, "error", errIdentityUnavailable.Error())
 		writeProblem(w, http.StatusInternalServerError, reasonIdentityUnavailable, "The gateway could not render the caller's identity.")

@@ -70,3 +70,64 @@ func TestGatewayExcludedPathParametersNeedToken(t *testing.T) {
 		t.Fatalf("excluded path: %v %v %s", err, resp, body)
 	}
 }
+
+// TestGatewayDeniedRequestWithUnsentBody: gateway mode has no server ReadTimeout (streams
+// may last), so a denied request whose body never comes — "Transfer-Encoding: chunked"
+// or a Content-Length, then silence — must still get its 401 at once and lose its
+// connection, rather than hold it (and its goroutine) while the server waits to drain a
+// body nobody will read: a slowloris without any token. The same holds for the health
+// endpoint, which reads no body either.
+func TestGatewayDeniedRequestWithUnsentBody(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": HealthzPath}))
+	host := strings.TrimPrefix(base, "http://")
+	for _, tc := range []struct {
+		name, head string
+		status     int
+	}{
+		{"chunked, no token", "POST /api/x HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\n\r\n", 401},
+		{"content-length, no token", "POST /api/x HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 1000\r\n\r\n", 401},
+		{"chunked, bad token", "PUT /api/x HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer a.b.c\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhe", 401},
+		{"chunked, excluded health endpoint", "GET " + HealthzPath + " HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\n\r\n", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := rc.count.Load()
+			resp, body, err := rawExchange(t, base, tc.head)
+			if err != nil {
+				t.Fatalf("no answer while the body is withheld: %v", err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d; want %d (%s)", resp.StatusCode, tc.status, body)
+			}
+			if !resp.Close {
+				t.Error("the connection stays open for a body nobody reads")
+			}
+			if tc.status != 200 && rc.count.Load() != before {
+				t.Error("a denied request reached the upstream")
+			}
+		})
+	}
+	// A forwarded request with a body keeps its connection.
+	resp, body := send(t, newReq(t, http.MethodPost, base+"/api/x", mint(t, p, allowedID, testAudience), strings.NewReader("hello")))
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("forwarded POST: status %d, close %v (%s)", resp.StatusCode, resp.Close, body)
+	}
+}
+
+// TestGatewayUpstreamDownWithUnsentBody: on an excluded path (no token) with the
+// upstream down, the 502 must not wait for a body the client withholds either.
+func TestGatewayUpstreamDownWithUnsentBody(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	_, base := serve(t, gatewayEnv(p, "http://"+closedPort(t), map[string]string{"AUTHMW_EXCLUDED_PATHS": "/api/public/*"}))
+	host := strings.TrimPrefix(base, "http://")
+	resp, body, err := rawExchange(t, base, "POST /api/public/upload HTTP/1.1\r\nHost: "+host+"\r\nTransfer-Encoding: chunked\r\n\r\n")
+	if err != nil {
+		t.Fatalf("no answer while the body is withheld: %v", err)
+	}
+	if resp.StatusCode != http.StatusBadGateway || !resp.Close {
+		t.Fatalf("status %d, close %v; want 502 and the connection closed (%s)", resp.StatusCode, resp.Close, body)
+	}
+}
