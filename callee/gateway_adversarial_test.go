@@ -5,9 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/f2fauth/f2fauth/authmw"
 )
 
 // rawExchange writes raw to the gateway at base on a fresh connection and reads one
@@ -129,5 +132,156 @@ func TestGatewayUpstreamDownWithUnsentBody(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusBadGateway || !resp.Close {
 		t.Fatalf("status %d, close %v; want 502 and the connection closed (%s)", resp.StatusCode, resp.Close, body)
+	}
+}
+
+// TestGatewaySpoofedIdentityOutsideHeaders: identity headers sent as chunked-body
+// trailers (declared or not), on an HTTP/1.0 request, or folded into another header
+// line never reach the upstream as identity.
+func TestGatewaySpoofedIdentityOutsideHeaders(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // read to the end: the trailers are in r.Trailer now
+		for k, v := range r.Trailer {
+			w.Header()["Seen-Trailer-"+k] = v
+		}
+	})
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": "/api/public/*"}))
+	host := strings.TrimPrefix(base, "http://")
+	tok := mint(t, p, allowedID, testAudience)
+	for _, tc := range []struct{ name, raw string }{
+		{"declared trailers", "POST /api/x HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + tok +
+			"\r\nTrailer: X-Ms-Client-Principal-Id, X_MS_CLIENT_PRINCIPAL_NAME, X-Ms-Token-Aad-Access-Token\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+			"3\r\nabc\r\n0\r\nX-Ms-Client-Principal-Id: spoofed\r\nX_MS_CLIENT_PRINCIPAL_NAME: spoofed\r\nX-Ms-Token-Aad-Access-Token: spoofed\r\n\r\n"},
+		{"undeclared trailers, no token, excluded path", "POST /api/public/x HTTP/1.1\r\nHost: " + host +
+			"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\nX-Ms-Client-Principal: spoofed\r\nX-Ms-Client-Principal-Id: spoofed\r\n\r\n"},
+		{"HTTP/1.0 without Host", "GET /api/public/x HTTP/1.0\r\nX-MS-CLIENT-PRINCIPAL-ID: spoofed\r\nx_ms_client_principal: spoofed\r\n\r\n"},
+		{"obs-fold", "GET /api/public/x HTTP/1.1\r\nHost: " + host + "\r\nX-Note: a\r\n X-Ms-Client-Principal-Id: spoofed\r\nConnection: close\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body, err := rawExchange(t, base, tc.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode >= 500 {
+				t.Fatalf("status %d (%s)", resp.StatusCode, body)
+			}
+			for k, v := range resp.Header {
+				if strings.HasPrefix(k, "Seen-Trailer-") && slicesContain(v, "spoofed") {
+					t.Errorf("the upstream saw trailer %s", strings.TrimPrefix(k, "Seen-Trailer-"))
+				}
+			}
+			if resp.StatusCode != http.StatusOK {
+				return // refused (400 for obs-fold is fine): nothing forwarded
+			}
+			for k, v := range rc.last(t).Header {
+				if authmw.IsIdentityHeader(k) && slicesContain(v, "spoofed") {
+					t.Errorf("spoofed %s reached the upstream", k)
+				}
+				if strings.Contains(strings.Join(v, ","), "X-Ms-Client-Principal-Id: spoofed") && authmw.IsIdentityHeader(k) {
+					t.Errorf("folded identity reached the upstream as %s", k)
+				}
+			}
+		})
+	}
+}
+
+// TestGatewaySmugglingRefused: a request with both Content-Length and
+// Transfer-Encoding, or with two Content-Lengths, or an unknown coding, cannot hide a
+// second request from the gateway: whatever follows the first body is parsed by the
+// gateway as the next request and authorized on its own.
+func TestGatewaySmugglingRefused(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": "/api/public/*"}))
+	host := strings.TrimPrefix(base, "http://")
+	smuggled := "GET /api/secret HTTP/1.1\r\nHost: " + host + "\r\nX-Ms-Client-Principal-Id: spoofed\r\n\r\n"
+	for _, tc := range []struct{ name, raw string }{
+		{"CL.TE", "POST /api/public/x HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"TE.CL", "POST /api/public/x HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\nContent-Length: 90\r\n\r\n0\r\n\r\n" + smuggled},
+		{"duplicate Content-Length", "POST /api/public/x HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 0\r\nContent-Length: 90\r\n\r\n" + smuggled},
+		{"chunked, identity", "POST /api/public/x HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + smuggled},
+		{"obfuscated TE", "POST /api/public/x HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n" + smuggled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(waitFor))
+			io.WriteString(conn, tc.raw)
+			br := bufio.NewReader(conn)
+			for i := 0; i < 2; i++ {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					break // the gateway closed the connection
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if i == 1 && resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("the request after the body got %d; want 401", resp.StatusCode)
+				}
+			}
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			for _, r := range rc.reqs {
+				if r.URL.Path == "/api/secret" {
+					t.Fatalf("the smuggled request reached the upstream")
+				}
+			}
+		})
+	}
+}
+
+// TestGatewayExpectContinueDenied: "Expect: 100-continue" without a token gets the
+// 401 instead of a 100 (the client never sends the body) and reaches nobody.
+func TestGatewayExpectContinueDenied(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, nil))
+	host := strings.TrimPrefix(base, "http://")
+	resp, body, err := rawExchange(t, base, "PUT /api/x HTTP/1.1\r\nHost: "+host+"\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusUnauthorized || rc.count.Load() != 0 {
+		t.Fatalf("status %d, upstream saw %d; want the 401 first and nothing forwarded (%s)", resp.StatusCode, rc.count.Load(), body)
+	}
+}
+
+// TestGatewayDoesNotFollowUpstreamRedirects: an upstream's redirect goes back to the
+// client as is; the gateway never follows it (it would carry the caller's token and
+// identity headers to wherever the upstream points).
+func TestGatewayDoesNotFollowUpstreamRedirects(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	decoy := startDecoy(t)
+	_, up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		for _, status := range []int{301, 302, 303, 307, 308} {
+			if r.URL.Path == "/r"+strconv.Itoa(status) {
+				http.Redirect(w, r, "http://"+decoy.addr+"/steal", status)
+			}
+		}
+	})
+	_, base := serve(t, gatewayEnv(p, up, nil))
+	tok := mint(t, p, allowedID, testAudience)
+	noFollow := client()
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		resp, err := noFollow.Do(newReq(t, http.MethodPost, base+"/r"+strconv.Itoa(status), tok, strings.NewReader("x")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status || !strings.Contains(resp.Header.Get("Location"), decoy.addr) {
+			t.Errorf("%d: client got %d Location %q", status, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	if n := decoy.count.Load(); n != 0 {
+		t.Fatalf("the gateway followed the upstream's redirect %d time(s)", n)
 	}
 }
