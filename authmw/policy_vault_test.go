@@ -110,6 +110,15 @@ func TestParseVaultJWTRoleFields(t *testing.T) {
 		{name: "token_ttl too short", doc: vaultRoleDoc(`"token_ttl": 30`), wantErr: "token_ttl is 30s, out of range"},
 		{name: "token_ttl negative", doc: vaultRoleDoc(`"token_ttl": -5`), wantErr: "token_ttl is negative"},
 		{name: "token_ttl not a duration", doc: vaultRoleDoc(`"token_ttl": "soon"`), wantErr: "token_ttl is not a duration"},
+		// A value that parses as a float but is no whole number of seconds used to
+		// truncate to 0 ("unset"), so the role loaded with no token age limit at all.
+		{name: "token_ttl NaN", doc: vaultRoleDoc(`"token_ttl": "NaN"`), wantErr: "token_ttl is not a duration"},
+		{name: "token_max_ttl nan", doc: vaultRoleDoc(`"token_max_ttl": "nan"`), wantErr: "token_max_ttl is not a duration"},
+		{name: "token_ttl half a second", doc: vaultRoleDoc(`"token_ttl": 0.5`), wantErr: "token_ttl is not a whole number of seconds"},
+		{name: "token_ttl fraction as string", doc: vaultRoleDoc(`"token_ttl": "3600.7"`), wantErr: "token_ttl is not a whole number of seconds"},
+		{name: "clock_skew_leeway NaN", doc: vaultRoleDoc(`"clock_skew_leeway": "NaN"`), wantErr: "clock_skew_leeway is not a duration"},
+		{name: "max_age NaN", doc: vaultRoleDoc(`"max_age": "NaN"`), wantErr: "max_age is not a duration"},
+		{name: "token_ttl Infinity", doc: vaultRoleDoc(`"token_ttl": "Infinity"`), wantErr: "token_ttl is out of range"},
 		{name: "leeways", doc: vaultRoleDoc(`"clock_skew_leeway": 30, "expiration_leeway": 60, "not_before_leeway": 60`),
 			want: base(func(p *Policy) { p.ClockSkew = 90 * time.Second })},
 		{name: "no leeway at all", doc: vaultRoleDoc(`"clock_skew_leeway": -1, "expiration_leeway": -1, "not_before_leeway": -1`),
