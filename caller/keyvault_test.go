@@ -172,3 +172,37 @@ func TestSecretValueRedacts(t *testing.T) {
 }
 
 func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// Attack on the logs: a password in the vault URL's user info, or a signature in its
+// query or fragment, is refused without being quoted — neither by ConfigFromEnv nor by
+// Run (whose redaction catches query strings but not user info or fragments).
+func TestKeyVaultURLErrorsQuoteNoCredential(t *testing.T) {
+	const secret = "hunter2-kv-secret"
+	for _, raw := range []string{
+		"https://kvuser:" + secret + "@kv-x.vault.azure.net/",
+		"https://" + secret + "@kv-x.vault.azure.net/",
+		"https://kvuser:" + secret + "@127.0.0.1:8443/",
+		"https://kv-x.vault.azure.net/?sig=" + secret,
+		"https://kv-x.vault.azure.net/#" + secret,
+		"kv-x.vault.azure.net/?sig=" + secret,
+		"https://kv-x.vault.azure.net/secrets/x?sig=" + secret,
+		"https://vault/?sig=" + secret,
+		"http://kv-x.vault.azure.net/?sig=" + secret,
+	} {
+		t.Run(raw, func(t *testing.T) {
+			env := map[string]string{EnvCalleeURL: "https://callee.example/api/x", EnvCalleeAudience: "api://callee",
+				EnvKeyVaultURL: raw, EnvKeyVaultSecret: "api-key"}
+			getenv := func(k string) string { return env[k] }
+			_, err := ConfigFromEnv(getenv)
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), EnvKeyVaultURL) {
+				t.Fatalf("err = %v; want a configuration error naming %s", err, EnvKeyVaultURL)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("ConfigFromEnv's error quotes the credential: %v", err)
+			}
+			if err := Run(context.Background(), getenv, nil); err == nil || strings.Contains(err.Error(), secret) {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+}
