@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,6 +204,51 @@ func TestKeyVaultURLErrorsQuoteNoCredential(t *testing.T) {
 			}
 			if err := Run(context.Background(), getenv, nil); err == nil || strings.Contains(err.Error(), secret) {
 				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+}
+
+// Attack: a loopback vault answers the authorized read with a redirect to another
+// port of the same host. net/http would keep the Authorization header (same host
+// name), so only the same-origin rule keeps the vault token from the decoy: the
+// decoy sees nothing, and the failed read quotes neither token nor decoy body.
+func TestKeyVaultRedirectCarriesNoToken(t *testing.T) {
+	var decoyHits, decoyAuth atomic.Int64
+	decoy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		decoyHits.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			decoyAuth.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"value":"decoy-value","id":"`+"https://"+r.Host+`/secrets/api-key/0123456789abcdef0123456789abcdef"}`)
+	}))
+	defer decoy.Close()
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			vault := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "" {
+					w.Header().Set("WWW-Authenticate", `Bearer authorization="https://login.microsoftonline.com/tenant", resource="https://vault.azure.net"`)
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				http.Redirect(w, r, decoy.URL+r.URL.RequestURI(), status)
+			}))
+			defer vault.Close()
+			u, _ := url.Parse(vault.URL + "/")
+			r, err := NewSecretReader(KeyVaultConfig{URL: u, Secret: "api-key"}, &countingCred{}, vault.Client().Transport, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, rep := r.Read(context.Background())
+			if rep.OK || v.Reveal() != "" {
+				t.Errorf("report %+v: the redirected read succeeded", rep)
+			}
+			if decoyHits.Load() != 0 || decoyAuth.Load() != 0 {
+				t.Fatalf("the decoy got %d request(s), %d with a token", decoyHits.Load(), decoyAuth.Load())
+			}
+			if strings.Contains(rep.Reason, "opaque-test-token") || strings.Contains(rep.Reason, "decoy-value") {
+				t.Errorf("reason %q quotes the token or a body", rep.Reason)
 			}
 		})
 	}
