@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,6 +230,14 @@ func TestPolicyFileShapeDetection(t *testing.T) {
 			`mixes keys of a Vault JWT role ("bound_audiences", "role_type", "user_claim") and of an Easy Auth authsettingsV2 document ("globalValidation")`},
 		{"neither", `{"allowedAudiences": ["a"]}`, 0, `is neither an Easy Auth authsettingsV2 document`},
 		{"vault role with a syntax error is reported as one", `{"role_type": "jwt", "user_claim": }`, 0, "Vault JWT role: line 1"},
+		// Shape confusion (adversarial review): nothing of a role is silently dropped.
+		{"read output nested twice", `{"data": {"data": ` + vaultRoleDoc(`"bound_cidrs": ["10.0.0.0/8"]`) + `}}`, 0, `unknown key "data.data"`},
+		{"role quoted as an app-setting string", strconv.Quote(vaultRoleDoc(`"bound_cidrs": ["10.0.0.0/8"]`)), 0, `authsettingsV2: unknown key "role_type"`},
+		{"role key in another case next to authsettingsV2", `{"properties": {"globalValidation": {}}, "Bound_Cidrs": ["10.0.0.0/8"]}`, 0, `unknown key "Bound_Cidrs"`},
+		{"role key inside authsettingsV2 properties", `{"properties": {"globalValidation": {}, "bound_cidrs": ["10.0.0.0/8"]}}`, 0, `unknown key "properties.bound_cidrs"`},
+		{"role key in another case alone", `{"Role_Type": "jwt", "User_Claim": "sub"}`, 0, `is neither an Easy Auth authsettingsV2 document`},
+		{"data as a string", `{"data": ` + strconv.Quote(vaultRoleDoc("")) + `}`, 0, `"data" is not a JSON object`},
+		{"data next to authsettingsV2", `{"platform": {"enabled": true}, "data": {}}`, 0, `mixes keys of a Vault JWT role ("data")`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -283,5 +284,71 @@ func TestGatewayDoesNotFollowUpstreamRedirects(t *testing.T) {
 	}
 	if n := decoy.count.Load(); n != 0 {
 		t.Fatalf("the gateway followed the upstream's redirect %d time(s)", n)
+	}
+}
+
+// TestGatewayVaultRoleClientAddress: gateway mode with a Vault JWT role as the policy
+// file. bound_cidrs is checked against the connection's address; X-Forwarded-For
+// (forged leftmost entries, IPv4-mapped spellings, ports) from a peer that is not a
+// configured proxy changes nothing, and a refused request never reaches the upstream.
+func TestGatewayVaultRoleClientAddress(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	role := `{"role_type": "jwt", "user_claim": "oid", "bound_audiences": ["` + testAudience + `"],
+		"bound_claims": {"oid": "` + allowedID.ObjectID + `"}, "bound_cidrs": ["127.0.0.2/32"]}`
+	path := t.TempDir() + "/role.json"
+	if err := os.WriteFile(path, []byte(role), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_POLICY_FILE": path}))
+	tok := mint(t, p, allowedID, testAudience)
+	from := func(src string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		return &http.Client{Timeout: waitFor, Transport: &http.Transport{Proxy: nil, DialContext: d.DialContext}}
+	}
+	for _, tc := range []struct {
+		name, src string
+		xff       []string
+		status    int
+	}{
+		{"allowed address", "127.0.0.2", nil, 200},
+		{"other address", "127.0.0.1", nil, 403},
+		{"other address, forged X-Forwarded-For", "127.0.0.1", []string{"127.0.0.2"}, 403},
+		{"other address, forged IPv4-mapped entry with port", "127.0.0.1", []string{"[::ffff:127.0.0.2]:443"}, 403},
+		{"other address, forged chain", "127.0.0.1", []string{"127.0.0.2, 127.0.0.2", "127.0.0.2"}, 403},
+		{"allowed address, X-Forwarded-For naming another is ignored", "127.0.0.2", []string{"203.0.113.9"}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := rc.count.Load()
+			req := newReq(t, http.MethodGet, base+"/api/x", tok, nil)
+			for _, v := range tc.xff {
+				req.Header.Add("X-Forwarded-For", v)
+			}
+			resp, err := from(tc.src).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d; want %d (%s)", resp.StatusCode, tc.status, body)
+			}
+			reached := rc.count.Load() - before
+			if tc.status != 200 {
+				if reached != 0 || problemReason(t, resp, body) != string(authmw.ReasonClientAddressNotAllowed) {
+					t.Fatalf("refused request: upstream saw %d, body %s", reached, body)
+				}
+				return
+			}
+			if reached != 1 {
+				t.Fatalf("upstream saw %d", reached)
+			}
+			h := rc.last(t).Header
+			checkPrincipal(t, h, p)
+			if xff := h.Get("X-Forwarded-For"); xff != tc.src {
+				t.Errorf("upstream X-Forwarded-For %q; want the connection's address %s only", xff, tc.src)
+			}
+		})
 	}
 }
