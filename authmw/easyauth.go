@@ -74,10 +74,26 @@ func buildEasyAuth(c *tokenClaims, app string) *easyAuthHeaders {
 	if name == "" {
 		name = app
 	}
+	// A claim value that cannot be a header field value (a control character other
+	// than tab: CR, LF, NUL, DEL, ...) is left out rather than mangled: net/http
+	// refuses to send it, so a forwarding proxy would fail every request of that
+	// caller (and take the upstream for down). X-MS-CLIENT-PRINCIPAL, base64 JSON,
+	// still carries the claim.
 	return &easyAuthHeaders{
 		principal: base64.StdEncoding.EncodeToString(b),
-		id:        c.ObjectID,
-		name:      name,
+		id:        headerValueOrEmpty(c.ObjectID),
+		name:      headerValueOrEmpty(name),
 		idp:       "aad",
 	}
+}
+
+// headerValueOrEmpty is v when every byte of it may appear in an HTTP header field
+// value (RFC 9110 §5.5: VCHAR, SP, HTAB, obs-text), else "".
+func headerValueOrEmpty(v string) string {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return ""
+		}
+	}
+	return v
 }

@@ -55,3 +55,33 @@ func FuzzIsIdentityHeader(f *testing.F) {
 		}
 	})
 }
+
+// A claim value that is no valid header value (control characters) is left out of
+// X-MS-CLIENT-PRINCIPAL-NAME / -ID instead of making the headers unsendable; every
+// value that is valid passes unchanged (adversarial review).
+func TestEasyAuthHeaderValuesAreSendable(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Policy.EasyAuthHeaders = true })
+	for _, tc := range []struct {
+		name string
+		keep bool
+	}{
+		{"caller", true}, {"tab\tand ünïcode", true}, {"a\x01b", false}, {"a\r\nX-Injected: 1", false}, {"a\x00", false}, {"a\x7f", false},
+	} {
+		c := e.claims(1)
+		c["name"] = tc.name
+		var got http.Header
+		h := e.m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+		req, _ := http.NewRequest(http.MethodGet, "/api/x", nil)
+		req.Header.Set("Authorization", "Bearer "+e.mint(c))
+		h.ServeHTTP(&discardWriter{h: http.Header{}}, req)
+		if got == nil {
+			t.Fatalf("%q: handler not called", tc.name)
+		}
+		if v, ok := got["X-Ms-Client-Principal-Name"]; ok != tc.keep || (ok && v[0] != tc.name) {
+			t.Errorf("%q: X-Ms-Client-Principal-Name = %q (present %v), want present %v", tc.name, v, ok, tc.keep)
+		}
+		if got.Get("X-Ms-Client-Principal") == "" || got.Get("X-Ms-Client-Principal-Id") == "" {
+			t.Errorf("%q: principal headers missing", tc.name)
+		}
+	}
+}

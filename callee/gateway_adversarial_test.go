@@ -2,6 +2,7 @@ package callee
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -348,6 +349,53 @@ func TestGatewayVaultRoleClientAddress(t *testing.T) {
 			checkPrincipal(t, h, p)
 			if xff := h.Get("X-Forwarded-For"); xff != tc.src {
 				t.Errorf("upstream X-Forwarded-For %q; want the connection's address %s only", xff, tc.src)
+			}
+		})
+	}
+}
+
+// TestGatewayIdentityValueNotAHeaderValue: a valid token whose name (or oid, or
+// client application) holds a control character used to make the identity headers
+// unsendable: the forward failed as a 502 and marked the upstream down, so one caller
+// could keep the replica out of rotation. The header with such a value is left out
+// (X-MS-CLIENT-PRINCIPAL still carries every claim, base64-encoded), the request is
+// forwarded and the upstream stays up.
+func TestGatewayIdentityValueNotAHeaderValue(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": HealthzPath}))
+	for _, tc := range []struct{ claim, value, header string }{
+		{"name", "bad\x01name", "X-Ms-Client-Principal-Name"},
+		{"name", "two\r\nX-Injected: 1", "X-Ms-Client-Principal-Name"},
+		{"name", "del\x7f", "X-Ms-Client-Principal-Name"},
+		{"oid", "22222222-2222-4222-8222-22222222222\x00", "X-Ms-Client-Principal-Id"},
+	} {
+		t.Run(fmt.Sprintf("%s %q", tc.claim, tc.value), func(t *testing.T) {
+			c := p.AccessTokenClaims(allowedID, testAudience, 1)
+			c[tc.claim] = tc.value
+			tok, err := p.Mint(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := rc.count.Load()
+			resp, body := send(t, newReq(t, http.MethodGet, base+"/api/x", tok, nil))
+			if resp.StatusCode != http.StatusOK || rc.count.Load()-before != 1 {
+				t.Fatalf("status %d, upstream saw %d; want 200 and the request forwarded (%s)", resp.StatusCode, rc.count.Load()-before, body)
+			}
+			h := rc.last(t).Header
+			if h.Get("X-Ms-Client-Principal") == "" || h.Get("X-Ms-Client-Principal-Idp") != "aad" {
+				t.Errorf("principal headers missing: %v", headerNames(h))
+			}
+			if v, ok := h[tc.header]; ok {
+				t.Errorf("%s reached the upstream as %q", tc.header, v)
+			}
+			if h.Get("X-Injected") != "" {
+				t.Error("a header was injected through the name claim")
+			}
+			hr, hb := send(t, newReq(t, http.MethodGet, base+HealthzPath, "", nil))
+			if hr.StatusCode != http.StatusOK {
+				t.Fatalf("health %d after the request: %s", hr.StatusCode, hb)
 			}
 		})
 	}
