@@ -400,3 +400,35 @@ func TestGatewayIdentityValueNotAHeaderValue(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayBadClientBodyIsNotUpstreamDown: a request body the gateway cannot read
+// (malformed chunked encoding) failed the forward, and every forward failure but a
+// timeout marked the upstream down: with no token at all, on an excluded path, a
+// client could keep the replica out of rotation through the readiness probe. The
+// client's fault is its own 400 and the upstream stays up.
+func TestGatewayBadClientBodyIsNotUpstreamDown(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	_, up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": HealthzPath + ",/api/public/*"}))
+	host := strings.TrimPrefix(base, "http://")
+	tok := mint(t, p, allowedID, testAudience)
+	for _, tc := range []struct{ name, raw string }{
+		{"bad chunk size, no token, excluded path", "POST /api/public/x HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n\r\n"},
+		{"bad chunk terminator, with token", "PUT /api/x HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + tok + "\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body, err := rawExchange(t, base, tc.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusBadRequest || problemReason(t, resp, body) != ReasonBadRequestBody {
+				t.Errorf("status %d %s; want 400 %s", resp.StatusCode, body, ReasonBadRequestBody)
+			}
+			hr, hb := send(t, newReq(t, http.MethodGet, base+HealthzPath, "", nil))
+			if hr.StatusCode != http.StatusOK {
+				t.Fatalf("health %d after a client's bad body: %s", hr.StatusCode, hb)
+			}
+		})
+	}
+}
