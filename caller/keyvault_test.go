@@ -253,3 +253,43 @@ func TestKeyVaultRedirectCarriesNoToken(t *testing.T) {
 		})
 	}
 }
+
+// Attack on the logs: a vault answering 200 with a body the client cannot decode (the
+// value in the wrong type, garbage after it, a bad sibling field) fails the read; the
+// report — what the run logs and returns — never quotes the value.
+func TestKeyVaultMalformedAnswerQuotesNoValue(t *testing.T) {
+	const value = "s3cr3t-kv-value"
+	for _, body := range []string{
+		`{"value":"` + value + `"}garbage`,
+		`{"value":"` + value + `","attributes":"x","id":"{ID}"}`,
+		`{"value":"` + value + `","id":"{ID}","tags":{"a":5}}`,
+		`{"value":["` + value + `"],"id":"{ID}"}`,
+		`{"value":"` + value + `","id":"{ID}","contentType":{"` + value + `":1}}`,
+		`{"value":"` + value + `","id":"{ID}"`,
+	} {
+		t.Run(body, func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "" {
+					w.Header().Set("WWW-Authenticate", `Bearer authorization="https://login.microsoftonline.com/tenant", resource="https://vault.azure.net"`)
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, strings.ReplaceAll(body, "{ID}", "https://"+r.Host+"/secrets/api-key/0123456789abcdef0123456789abcdef"))
+			}))
+			defer srv.Close()
+			u, _ := url.Parse(srv.URL + "/")
+			r, err := NewSecretReader(KeyVaultConfig{URL: u, Secret: "api-key"}, &countingCred{}, srv.Client().Transport, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, rep := r.Read(context.Background())
+			if rep.OK || v.Reveal() != "" {
+				t.Fatalf("a malformed answer was read: %+v", rep)
+			}
+			if s := rep.Summary() + rep.Code + rep.Reason; strings.Contains(s, value) {
+				t.Errorf("the report quotes the value: %s", s)
+			}
+		})
+	}
+}
