@@ -115,9 +115,10 @@ type Policy struct {
 	// with a trailing "/*" (like Easy Auth's globalValidation.excludedPaths), matched
 	// case-sensitively. "/x/*" matches "/x", "/x/" and everything under "/x/". A request
 	// path that is not canonical (dot segments, "//", a backslash, '%', ';' path
-	// parameters, or a non-canonical encoding such as "%2F") is never excluded, so
-	// traversal (also "/x/..;/admin", which servlet containers resolve) cannot reach a
-	// protected route.
+	// parameters, a byte outside ASCII, or a non-canonical encoding such as "%2F") is
+	// never excluded, so traversal (also "/x/..;/admin", which servlet containers
+	// resolve, or an overlong "%C0%AE%C0%AE") cannot reach a protected route. Entries
+	// are ASCII.
 	ExcludedPaths []string
 	// UnauthenticatedAction is what a request without a token gets; default Return401.
 	// Easy Auth's RedirectToLoginPage is not supported (this protects APIs).
@@ -427,6 +428,9 @@ func checkExcludedPath(e string) string {
 	}
 	if strings.ContainsAny(e, "?#%;\\\x00") {
 		return "must be a plain decoded path, without query, fragment, percent-encoding, ';' path parameters or backslash"
+	}
+	if strings.IndexFunc(e, func(r rune) bool { return r >= 0x80 }) >= 0 {
+		return "must be ASCII: request paths outside ASCII are never excluded (an upstream may read a fullwidth or overlong form as '.' or '/')"
 	}
 	if prefix && base == "" {
 		return "" // "/*": every path

@@ -390,6 +390,8 @@ func describeClaim(v jsontext.Value) string {
 // It fails closed: a path that is not already in canonical form — with "." or ".."
 // segments, repeated slashes, a backslash, a '%' (double encoding), a ';' or a NUL — is
 // never excluded, because the router may resolve it differently than path.Clean would.
+// Neither is a path with a byte outside ASCII: an overlong UTF-8 form ("%C0%AE" for
+// '.') or a fullwidth dot or slash may be folded into '.' or '/' by an upstream.
 // So "/api/healthz/../ExclusiveFunction" and "/api/public/x/../../admin" require a
 // token, and so does "/api/public/..;/admin": path.Clean keeps "..;" as a name, but
 // servlet containers (Tomcat, Jetty, Spring) strip ";" path parameters from each
@@ -427,10 +429,15 @@ func (cp *compiledPolicy) excludedURL(u *url.URL) bool {
 
 // canonicalPath reports whether p is absolute and equal to path.Clean(p), except
 // that one trailing slash is allowed, and holds no byte a router might reinterpret
-// (a backslash, '%', ';' path parameters, NUL).
+// (a backslash, '%', ';' path parameters, NUL, anything outside ASCII).
 func canonicalPath(p string) bool {
 	if p == "" || p[0] != '/' {
 		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] >= 0x80 {
+			return false
+		}
 	}
 	if strings.ContainsAny(p, "\\%;\x00") {
 		return false

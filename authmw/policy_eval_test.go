@@ -369,6 +369,10 @@ func TestExcluded(t *testing.T) {
 		{"/api/public/..;jsessionid=1/admin", false},
 		{"/api/public/.;/x", false},
 		{"/api/public/x;y", false},
+		// outside ASCII: overlong UTF-8 and fullwidth dots an upstream may fold into ".."
+		{"/api/public/\xc0\xae\xc0\xae/admin", false},
+		{"/api/public/\uff0e\uff0e/admin", false},
+		{"/api/public/caf\u00e9", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

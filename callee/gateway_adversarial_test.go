@@ -41,8 +41,9 @@ func rawExchange(t *testing.T, base, raw string) (*http.Response, []byte, error)
 
 // TestGatewayExcludedPathParametersNeedToken: "/api/public/..;/secret" is clean for
 // path.Clean ("..;" is a name), but a servlet-container upstream (Tomcat, Jetty,
-// Spring) strips ";" path parameters per segment and serves /api/secret. Such a
-// request must not be forwarded without a token under an excluded prefix.
+// Spring) strips ";" path parameters per segment and serves /api/secret; an upstream
+// may likewise read an overlong or fullwidth '.' as '.'. Such a request must not be
+// forwarded without a token under an excluded prefix.
 func TestGatewayExcludedPathParametersNeedToken(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t)
@@ -54,6 +55,8 @@ func TestGatewayExcludedPathParametersNeedToken(t *testing.T) {
 		"/api/public/x/..;/..;/secret",
 		"/api/public/..;jsessionid=1/secret",
 		"/api/public/.;/x",
+		"/api/public/%C0%AE%C0%AE/secret",       // overlong UTF-8 '.' (Tomcat CVE-2008-2938)
+		"/api/public/%EF%BC%8E%EF%BC%8E/secret", // fullwidth full stops
 	} {
 		t.Run(target, func(t *testing.T) {
 			before := rc.count.Load()
