@@ -441,6 +441,8 @@ func checkExcludedPath(e string) string {
 		return fmt.Sprintf("is not a clean path: write %q", c+"/*")
 	case !prefix && c != base && c+"/" != base:
 		return fmt.Sprintf("is not a clean path: write %q", c)
+	case !canonicalPath(base):
+		return "has a control character or a segment of only dots and spaces: no request path would match it"
 	}
 	return ""
 }

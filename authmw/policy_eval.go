@@ -390,8 +390,10 @@ func describeClaim(v jsontext.Value) string {
 // It fails closed: a path that is not already in canonical form — with "." or ".."
 // segments, repeated slashes, a backslash, a '%' (double encoding), a ';' or a NUL — is
 // never excluded, because the router may resolve it differently than path.Clean would.
-// Neither is a path with a byte outside ASCII: an overlong UTF-8 form ("%C0%AE" for
-// '.') or a fullwidth dot or slash may be folded into '.' or '/' by an upstream.
+// Neither is a path with a byte outside ASCII or a control character (an overlong UTF-8
+// form, "%C0%AE" for '.', or a fullwidth dot may be folded into '.' by an upstream), nor
+// one with a segment of only dots and spaces ("/x/.. /admin": Windows drops trailing
+// dots and spaces from names).
 // So "/api/healthz/../ExclusiveFunction" and "/api/public/x/../../admin" require a
 // token, and so does "/api/public/..;/admin": path.Clean keeps "..;" as a name, but
 // servlet containers (Tomcat, Jetty, Spring) strip ";" path parameters from each
@@ -429,13 +431,22 @@ func (cp *compiledPolicy) excludedURL(u *url.URL) bool {
 
 // canonicalPath reports whether p is absolute and equal to path.Clean(p), except
 // that one trailing slash is allowed, and holds no byte a router might reinterpret
-// (a backslash, '%', ';' path parameters, NUL, anything outside ASCII).
+// (a backslash, '%', ';' path parameters, control characters, anything outside
+// ASCII, a segment of only dots and spaces).
 func canonicalPath(p string) bool {
 	if p == "" || p[0] != '/' {
 		return false
 	}
 	for i := 0; i < len(p); i++ {
-		if p[i] >= 0x80 {
+		if c := p[i]; c >= 0x80 || c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	// A segment of dots and spaces only ("...", ".. ") is a name to path.Clean, but
+	// Windows drops trailing dots and spaces from a name: an upstream that maps paths
+	// to files there would read ".. " as "..".
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if seg != "" && strings.TrimRight(seg, ". ") == "" {
 			return false
 		}
 	}

@@ -373,6 +373,14 @@ func TestExcluded(t *testing.T) {
 		{"/api/public/\xc0\xae\xc0\xae/admin", false},
 		{"/api/public/\uff0e\uff0e/admin", false},
 		{"/api/public/caf\u00e9", false},
+		// dot-and-space-only segments Windows reads as "..", control characters
+		{"/api/public/.. /admin", false},
+		{"/api/public/.../admin", false},
+		{"/api/public/. ./admin", false},
+		{"/api/public/x\t", false},
+		{"/api/public/v1.2", true},
+		{"/api/public/file.", true},
+		{"/api/public/a b", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

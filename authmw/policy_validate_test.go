@@ -76,6 +76,7 @@ func TestPolicyValidate(t *testing.T) {
 		{"excluded encoded", func(p *Policy) { p.ExcludedPaths = []string{"/a%2Fb"} }, []string{"Policy.ExcludedPaths", "percent"}},
 		{"excluded path parameter", func(p *Policy) { p.ExcludedPaths = []string{"/a;v=1/*"} }, []string{"Policy.ExcludedPaths", "';' path parameters"}},
 		{"excluded non-ASCII", func(p *Policy) { p.ExcludedPaths = []string{"/caf\u00e9/*"} }, []string{"Policy.ExcludedPaths", "must be ASCII"}},
+		{"excluded dots-only segment", func(p *Policy) { p.ExcludedPaths = []string{"/a/.../*"} }, []string{"Policy.ExcludedPaths", "only dots and spaces"}},
 		{"bound claim no values", func(p *Policy) { p.BoundClaims = map[string][]string{"c": nil} }, []string{"Policy.BoundClaims", `claim "c" has no values`}},
 		{"bound claim empty name", func(p *Policy) { p.BoundClaims = map[string][]string{"": {"x"}} }, []string{"Policy.BoundClaims", "empty claim name"}},
 		{"bound claim empty value", func(p *Policy) { p.BoundClaims = map[string][]string{"c": {""}} }, []string{"Policy.BoundClaims", "empty value"}},
