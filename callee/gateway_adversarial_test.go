@@ -437,3 +437,24 @@ func TestGatewayBadClientBodyIsNotUpstreamDown(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayHealthNamesNoUpstream: the health endpoint (often excluded, so anonymous)
+// says "up" or "down" for the upstream and nothing else: not its address, not the
+// probe's error; and a request to it is never forwarded.
+func TestGatewayHealthNamesNoUpstream(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	down := closedPort(t)
+	_, base := serve(t, gatewayEnv(p, "http://"+down+"/base", map[string]string{"AUTHMW_EXCLUDED_PATHS": HealthzPath, EnvUpstreamHealthPath: "/ready"}))
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		resp, body := send(t, newReq(t, method, base+HealthzPath, "", nil))
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("%s: status %d", method, resp.StatusCode)
+		}
+		for _, leak := range []string{down, "/base", "/ready", "refused", "dial"} {
+			if strings.Contains(string(body), leak) || strings.Contains(fmt.Sprint(resp.Header), leak) {
+				t.Errorf("%s: the health answer mentions %q: %s", method, leak, body)
+			}
+		}
+	}
+}
