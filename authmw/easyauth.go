@@ -74,6 +74,11 @@ func buildEasyAuth(c *tokenClaims, app string) *easyAuthHeaders {
 	if name == "" {
 		name = headerValue(app)
 	}
+	// A claim value that cannot be a header field value (a control character other
+	// than tab: CR, LF, NUL, DEL, ...) is left out rather than mangled: net/http
+	// refuses to send it, so a forwarding proxy would fail every request of that
+	// caller (and take the upstream for down). X-MS-CLIENT-PRINCIPAL, base64 JSON,
+	// still carries the claim.
 	return &easyAuthHeaders{
 		principal: base64.StdEncoding.EncodeToString(b),
 		// The identity the policy authorized (AllowedIdentities): oid for Entra,

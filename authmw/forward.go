@@ -7,7 +7,8 @@ import "net/http"
 
 // SetEasyAuthHeaders sets X-MS-CLIENT-PRINCIPAL, -ID, -NAME and -IDP on h from the
 // verified token p was built from (the values [Middleware.Handler] sets on the request
-// when Policy.EasyAuthHeaders is on). It reports false, leaving h alone, when p has no
+// when Policy.EasyAuthHeaders is on; -ID and -NAME are left out when the claim holds a
+// character no header value may carry). It reports false, leaving h alone, when p has no
 // such values: p is nil or its policy did not have Policy.EasyAuthHeaders set. Call
 // [StripIdentityHeaders] on h first so that nothing the client sent survives.
 func (p *Principal) SetEasyAuthHeaders(h http.Header) bool {

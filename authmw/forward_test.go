@@ -57,3 +57,39 @@ func FuzzIsIdentityHeader(f *testing.F) {
 		}
 	})
 }
+
+// A claim value that is no valid header value (control characters) never makes the
+// headers unsendable: -NAME then names the application, -ID is left out; every
+// value that is valid passes unchanged (adversarial review).
+func TestEasyAuthHeaderValuesAreSendable(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Policy.EasyAuthHeaders = true })
+	for _, tc := range []struct {
+		name string
+		keep bool
+	}{
+		{"caller", true}, {"tab\tand ünïcode", true}, {"a\x01b", false}, {"a\r\nX-Injected: 1", false}, {"a\x00", false}, {"a\x7f", false},
+	} {
+		c := e.claims(1)
+		c["name"] = tc.name
+		var got http.Header
+		h := e.m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+		req, _ := http.NewRequest(http.MethodGet, "/api/x", nil)
+		req.Header.Set("Authorization", "Bearer "+e.mint(c))
+		h.ServeHTTP(&discardWriter{h: http.Header{}}, req)
+		if got == nil {
+			t.Fatalf("%q: handler not called", tc.name)
+		}
+		// A name that is no header value gives way to the application, as an
+		// absent name does in Easy Auth; it is never sent altered.
+		want := tc.name
+		if !tc.keep {
+			want = testClientID
+		}
+		if v := got.Values("X-Ms-Client-Principal-Name"); len(v) != 1 || v[0] != want {
+			t.Errorf("%q: X-Ms-Client-Principal-Name = %q, want %q", tc.name, v, want)
+		}
+		if got.Get("X-Ms-Client-Principal") == "" || got.Get("X-Ms-Client-Principal-Id") == "" {
+			t.Errorf("%q: principal headers missing", tc.name)
+		}
+	}
+}

@@ -115,10 +115,11 @@ type Policy struct {
 	// ExcludedPaths are served without authentication: exact paths, or prefixes written
 	// with a trailing "/*" (like Easy Auth's globalValidation.excludedPaths), matched
 	// case-sensitively. "/x/*" matches "/x", "/x/" and everything under "/x/". A request
-	// path that is not canonical (dot segments, "//", a backslash, '%', a control character,
-	// invalid UTF-8, a non-canonical encoding such as "%2F", or a segment another server
-	// reads as a dot segment: "..;", ".. ", "...", fullwidth dots) is never excluded, so
-	// traversal cannot reach a protected route, here or behind the gateway.
+	// path that is not canonical (dot segments, "//", a backslash, '%', ';' path
+	// parameters, a byte outside ASCII, or a non-canonical encoding such as "%2F") is
+	// never excluded, so traversal (also "/x/..;/admin", which servlet containers
+	// resolve, or an overlong "%C0%AE%C0%AE") cannot reach a protected route. Entries
+	// are ASCII.
 	ExcludedPaths []string
 	// UnauthenticatedAction is what a request without a token gets; default Return401.
 	// Easy Auth's RedirectToLoginPage is not supported (this protects APIs).
@@ -426,8 +427,11 @@ func checkExcludedPath(e string) string {
 	if strings.Contains(base, "*") {
 		return "may use \"*\" only as a trailing \"/*\" (prefix match)"
 	}
-	if strings.ContainsAny(e, "?#%\\\x00") {
-		return "must be a plain decoded path, without query, fragment, percent-encoding or backslash"
+	if strings.ContainsAny(e, "?#%;\\\x00") {
+		return "must be a plain decoded path, without query, fragment, percent-encoding, ';' path parameters or backslash"
+	}
+	if strings.IndexFunc(e, func(r rune) bool { return r >= 0x80 }) >= 0 {
+		return "must be ASCII: request paths outside ASCII are never excluded (an upstream may read a fullwidth or overlong form as '.' or '/')"
 	}
 	if prefix && base == "" {
 		return "" // "/*": every path
@@ -438,6 +442,8 @@ func checkExcludedPath(e string) string {
 		return fmt.Sprintf("is not a clean path: write %q", c+"/*")
 	case !prefix && c != base && c+"/" != base:
 		return fmt.Sprintf("is not a clean path: write %q", c)
+	case !canonicalPath(base):
+		return "has a control character or a segment of only dots and spaces: no request path would match it"
 	}
 	return ""
 }

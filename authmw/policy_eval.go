@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // compiledPolicy is a validated Policy with its defaults filled in and its lists turned
@@ -388,11 +387,16 @@ func describeClaim(v jsontext.Value) string {
 // under "/api/public/"), case-sensitively.
 //
 // It fails closed: a path that is not already in canonical form — with "." or ".."
-// segments, repeated slashes, a backslash, a '%' (double encoding), a control
-// character, invalid UTF-8, or a segment another server reads as "." or ".." ("..;")
-// — is never excluded, because a router or an application behind a gateway may
-// resolve it differently than path.Clean would. So
-// "/api/healthz/../ExclusiveFunction" and "/api/public/x/../../admin" require a token.
+// segments, repeated slashes, a backslash, a '%' (double encoding), a ';' or a NUL — is
+// never excluded, because the router may resolve it differently than path.Clean would.
+// Neither is a path with a byte outside ASCII or a control character (an overlong UTF-8
+// form, "%C0%AE" for '.', or a fullwidth dot may be folded into '.' by an upstream), nor
+// one with a segment of only dots and spaces ("/x/.. /admin": Windows drops trailing
+// dots and spaces from names).
+// So "/api/healthz/../ExclusiveFunction" and "/api/public/x/../../admin" require a
+// token, and so does "/api/public/..;/admin": path.Clean keeps "..;" as a name, but
+// servlet containers (Tomcat, Jetty, Spring) strip ";" path parameters from each
+// segment first and resolve it to /api/admin — an upstream behind the gateway would.
 // Callers holding a *url.URL should use excludedURL, which also refuses paths whose
 // original encoding differed (for example an encoded slash, %2F).
 func (cp *compiledPolicy) excluded(p string) bool {
@@ -424,40 +428,24 @@ func (cp *compiledPolicy) excludedURL(u *url.URL) bool {
 	return cp.excluded(u.Path)
 }
 
-// canonicalPath reports whether p is absolute and in canonical form (no empty, "." or
-// ".." segment; one trailing slash is allowed), and holds nothing a router or an
-// application behind a gateway might read differently: no backslash, '%', control
-// character or invalid UTF-8, and no segment such a server could take for "." or
-// ".." (see dotSegment: "..;" for Tomcat and Spring, ".. " for Windows, "．．").
+// canonicalPath reports whether p is absolute and equal to path.Clean(p), except
+// that one trailing slash is allowed, and holds no byte a router might reinterpret
+// (a backslash, '%', ';' path parameters, control characters, anything outside
+// ASCII, a segment of only dots and spaces).
 func canonicalPath(p string) bool {
-	if p == "" || p[0] != '/' || strings.Contains(p, "//") || !utf8.ValidString(p) {
+	if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.ContainsAny(p, "\\%;") {
 		return false
 	}
 	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c < 0x20 || c == 0x7f || c == '\\' || c == '%':
-			return false
-		case c == '/' && dotSegment(p[i+1:]):
+		if c := p[i]; c >= 0x80 || c < 0x20 || c == 0x7f {
 			return false
 		}
 	}
-	return true
-}
-
-// dotSegment reports whether the path segment at the start of s (up to the next
-// '/') is one that some server reads as "." or "..": only dots or Unicode dot
-// look-alikes, once a ";" path parameter and trailing spaces are cut off.
-func dotSegment(s string) bool {
-	seg, _, _ := strings.Cut(s, "/")
-	seg, _, _ = strings.Cut(seg, ";")
-	seg = strings.TrimRight(seg, " ")
-	if seg == "" {
-		return false
-	}
-	for _, r := range seg {
-		switch r {
-		case '.', '\u2024', '\ufe52', '\uff0e': // ., one dot leader, small and fullwidth full stop
-		default:
+	// A segment of only dots and spaces is "." or ".." here, and "..." or ".. " on
+	// Windows, which drops trailing dots and spaces from a name: an upstream that
+	// maps paths to files there would read it as "..".
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if seg != "" && strings.TrimRight(seg, ". ") == "" {
 			return false
 		}
 	}

@@ -363,18 +363,26 @@ func TestExcluded(t *testing.T) {
 		{"/api/public\\..\\admin", false},
 		{"/api/public/x\x00", false},
 		{"/admin/../api/public/x", false}, // cleans to an excluded path, but the router sees /admin/...
-		// segments a server behind a gateway reads as "." or ".." (adversarial review)
-		{"/api/public/..;/admin", false},              // Tomcat, Spring: path parameter cut off
-		{"/api/public/..;x=1/admin", false},           // idem
-		{"/api/public/.;/x", false},                   // idem
-		{"/api/public/.. /admin", false},              // Windows trims trailing spaces
-		{"/api/public/.../admin", false},              // Windows trims trailing dots
-		{"/api/public/\uff0e\uff0e/admin", false},     // fullwidth full stops (NFKC: "..")
-		{"/api/public/\u2024\u2024/admin", false},     // one dot leaders
-		{"/api/public/..\t/admin", false},             // control character
-		{"/api/public/\xc0\xae\xc0\xae/admin", false}, // overlong UTF-8 "."
-		{"/api/public/x;y/z", true},                   // a parameter on an ordinary segment stays excluded
-		{"/api/public/.well-known", true},             // a name that starts with a dot is no dot segment
+		// ';' path parameters: servlet containers read "..;" as ".." (adversarial review)
+		{"/api/public/..;/admin", false},
+		{"/api/public/x/..;/..;/admin", false},
+		{"/api/public/..;jsessionid=1/admin", false},
+		{"/api/public/.;/x", false},
+		{"/api/public/x;y", false},
+		// outside ASCII: overlong UTF-8 and fullwidth dots an upstream may fold into ".."
+		{"/api/public/\xc0\xae\xc0\xae/admin", false},
+		{"/api/public/\uff0e\uff0e/admin", false},
+		{"/api/public/caf\u00e9", false},
+		// dot-and-space-only segments Windows reads as "..", control characters
+		{"/api/public/.. /admin", false},
+		{"/api/public/.../admin", false},
+		{"/api/public/. ./admin", false},
+		{"/api/public/x\t", false},
+		{"/api/public/v1.2", true},
+		{"/api/public/file.", true},
+		{"/api/public/..\t/admin", false},
+		{"/api/public/\u2024\u2024/admin", false},
+		{"/api/public/.well-known", true},
 		{"/api/public/a b", true},
 	}
 	for _, tt := range tests {

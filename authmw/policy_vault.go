@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -446,8 +447,14 @@ func parseVaultDuration(v json.RawMessage) (time.Duration, error) {
 		return 0, nil
 	}
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f > maxVaultDuration.Seconds() || f < -maxVaultDuration.Seconds() {
+		switch {
+		case math.IsNaN(f):
+			return 0, bad // time.Duration(NaN) is 0 on amd64: "unset", silently
+		case f > maxVaultDuration.Seconds() || f < -maxVaultDuration.Seconds():
 			return 0, errors.New("is out of range")
+		case f != math.Trunc(f):
+			// Vault refuses these too; truncated, 0.5 would read as 0, "unset".
+			return 0, errors.New("is not a whole number of seconds: write 90 or \"90s\", or a duration such as \"1500ms\"")
 		}
 		return time.Duration(f) * time.Second, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,9 @@ func TestParseVaultJWTRoleFields(t *testing.T) {
 		{name: "bound_claims case-distinct claims", doc: vaultRoleDoc(`"bound_claims": {"a": "1", "A": "2"}`),
 			want: base(func(p *Policy) { p.BoundClaims = map[string][]string{"a": {"1"}, "A": {"2"}} })},
 		{name: "bound_claims_type invalid", doc: vaultRoleDoc(`"bound_claims_type": "regex"`), wantErr: `bound_claims_type "regex" is not valid`},
+		{name: "bound_claims_type upper case", doc: vaultRoleDoc(`"bound_claims_type": "GLOB", "bound_claims": {"x": "a*"}`), wantErr: `bound_claims_type "GLOB" is not valid`},
+		{name: "bound_claims boolean value", doc: vaultRoleDoc(`"bound_claims": {"b": true}`), wantErr: "must be a string or a list of strings"},
+		{name: "bound_claims list with a number", doc: vaultRoleDoc(`"bound_claims": {"n": ["1", 2]}`), wantErr: "must be a string or a list of strings"},
 		{name: "claim_mappings inverted", doc: vaultRoleDoc(`"claim_mappings": {"oid": "object_id", "/tid": "tenant"}`),
 			want: base(func(p *Policy) { p.ClaimMappings = map[string]string{"object_id": "oid", "tenant": "tid"} })},
 		{name: "claim_mappings as key=value list", doc: vaultRoleDoc(`"claim_mappings": ["oid=object_id"]`),
@@ -110,6 +114,15 @@ func TestParseVaultJWTRoleFields(t *testing.T) {
 		{name: "token_ttl too short", doc: vaultRoleDoc(`"token_ttl": 30`), wantErr: "token_ttl is 30s, out of range"},
 		{name: "token_ttl negative", doc: vaultRoleDoc(`"token_ttl": -5`), wantErr: "token_ttl is negative"},
 		{name: "token_ttl not a duration", doc: vaultRoleDoc(`"token_ttl": "soon"`), wantErr: "token_ttl is not a duration"},
+		// A value that parses as a float but is no whole number of seconds used to
+		// truncate to 0 ("unset"), so the role loaded with no token age limit at all.
+		{name: "token_ttl NaN", doc: vaultRoleDoc(`"token_ttl": "NaN"`), wantErr: "token_ttl is not a duration"},
+		{name: "token_max_ttl nan", doc: vaultRoleDoc(`"token_max_ttl": "nan"`), wantErr: "token_max_ttl is not a duration"},
+		{name: "token_ttl half a second", doc: vaultRoleDoc(`"token_ttl": 0.5`), wantErr: "token_ttl is not a whole number of seconds"},
+		{name: "token_ttl fraction as string", doc: vaultRoleDoc(`"token_ttl": "3600.7"`), wantErr: "token_ttl is not a whole number of seconds"},
+		{name: "clock_skew_leeway NaN", doc: vaultRoleDoc(`"clock_skew_leeway": "NaN"`), wantErr: "clock_skew_leeway is not a duration"},
+		{name: "max_age NaN", doc: vaultRoleDoc(`"max_age": "NaN"`), wantErr: "max_age is not a duration"},
+		{name: "token_ttl Infinity", doc: vaultRoleDoc(`"token_ttl": "Infinity"`), wantErr: "token_ttl is out of range"},
 		{name: "leeways", doc: vaultRoleDoc(`"clock_skew_leeway": 30, "expiration_leeway": 60, "not_before_leeway": 60`),
 			want: base(func(p *Policy) { p.ClockSkew = 90 * time.Second })},
 		{name: "no leeway at all", doc: vaultRoleDoc(`"clock_skew_leeway": -1, "expiration_leeway": -1, "not_before_leeway": -1`),
@@ -220,6 +233,14 @@ func TestPolicyFileShapeDetection(t *testing.T) {
 			`mixes keys of a Vault JWT role ("bound_audiences", "role_type", "user_claim") and of an Easy Auth authsettingsV2 document ("globalValidation")`},
 		{"neither", `{"allowedAudiences": ["a"]}`, 0, `is neither an Easy Auth authsettingsV2 document`},
 		{"vault role with a syntax error is reported as one", `{"role_type": "jwt", "user_claim": }`, 0, "Vault JWT role: line 1"},
+		// Shape confusion (adversarial review): nothing of a role is silently dropped.
+		{"read output nested twice", `{"data": {"data": ` + vaultRoleDoc(`"bound_cidrs": ["10.0.0.0/8"]`) + `}}`, 0, `unknown key "data.data"`},
+		{"role quoted as an app-setting string", strconv.Quote(vaultRoleDoc(`"bound_cidrs": ["10.0.0.0/8"]`)), 0, `authsettingsV2: unknown key "role_type"`},
+		{"role key in another case next to authsettingsV2", `{"properties": {"globalValidation": {}}, "Bound_Cidrs": ["10.0.0.0/8"]}`, 0, `unknown key "Bound_Cidrs"`},
+		{"role key inside authsettingsV2 properties", `{"properties": {"globalValidation": {}, "bound_cidrs": ["10.0.0.0/8"]}}`, 0, `unknown key "properties.bound_cidrs"`},
+		{"role key in another case alone", `{"Role_Type": "jwt", "User_Claim": "sub"}`, 0, `is neither an Easy Auth authsettingsV2 document`},
+		{"data as a string", `{"data": ` + strconv.Quote(vaultRoleDoc("")) + `}`, 0, `"data" is not a JSON object`},
+		{"data next to authsettingsV2", `{"platform": {"enabled": true}, "data": {}}`, 0, `mixes keys of a Vault JWT role ("data")`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

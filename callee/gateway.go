@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/f2fauth/f2fauth/authmw"
@@ -43,6 +45,7 @@ const (
 	ReasonUpstreamUnavailable = "upstream_unavailable" // 502: connection refused, reset, bad answer
 	ReasonUpstreamTimeout     = "upstream_timeout"     // 504: no response headers within CALLEE_UPSTREAM_TIMEOUT
 	ReasonMethodNotAllowed    = "method_not_allowed"   // 405: CONNECT is never tunnelled
+	ReasonBadRequestBody      = "bad_request_body"     // 400: the client's request body could not be read (e.g. malformed chunked encoding)
 	reasonIdentityUnavailable = "identity_unavailable" // 500: the verified identity could not be rendered
 )
 
@@ -209,10 +212,22 @@ func newGateway(cfg GatewayConfig, logger *slog.Logger) *gateway {
 
 // handler is gateway mode's whole HTTP handler: authmw guards every request; the
 // health endpoint is answered here, everything else is forwarded.
+//
+// A request with a body gets "Connection: close" on every answer except a forwarded
+// one: gateway mode has no server ReadTimeout (streams may last), and net/http drains
+// an unread body before it writes the answer, so a denied request whose body never
+// comes would otherwise hold its connection, unanswered, for as long as the client
+// likes — a slowloris needing no token. Only the upstream reads bodies.
 func (g *gateway) handler(mw *authmw.Middleware) http.Handler {
-	proxied := mw.Handler(g.proxy)
+	proxied := mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Del("Connection") // forwarded: the body is streamed to the upstream
+		g.proxy.ServeHTTP(w, r)
+	}))
 	health := mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.healthz(w, r, mw) }))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			w.Header().Set("Connection", "close")
+		}
 		if r.Method == http.MethodConnect {
 			writeProblem(w, http.StatusMethodNotAllowed, ReasonMethodNotAllowed, "The gateway does not tunnel CONNECT requests.")
 			return
@@ -261,6 +276,9 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 	if !g.cfg.PassAuthorization || !verified {
 		h.Del("Authorization")
 	}
+	if b := pr.Out.Body; b != nil && b != http.NoBody {
+		pr.Out.Body = &clientBody{ReadCloser: b}
+	}
 	if g.cfg.TrustForwarded {
 		if v := pr.In.Header.Values("X-Forwarded-For"); len(v) > 0 {
 			h["X-Forwarded-For"] = v
@@ -283,6 +301,10 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 // r is the outbound request (ReverseProxy passes that): its context is the client's,
 // or the one rewrite cancelled.
 func (g *gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if r.ContentLength != 0 {
+		// Nobody reads the rest of the body now: close rather than wait to drain it.
+		w.Header().Set("Connection", "close")
+	}
 	if errors.Is(context.Cause(r.Context()), errIdentityUnavailable) {
 		g.logger.Error("callee: request not forwarded", "method", r.Method, "path", r.URL.Path, "error", errIdentityUnavailable.Error())
 		writeProblem(w, http.StatusInternalServerError, reasonIdentityUnavailable, "The gateway could not render the caller's identity.")
@@ -290,6 +312,15 @@ func (g *gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	}
 	if r.Context().Err() != nil {
 		g.logger.Debug("callee: client went away during forward", "method", r.Method, "path", r.URL.Path, "error", err.Error())
+		return
+	}
+	if cb, ok := r.Body.(*clientBody); ok && cb.failed.Load() {
+		// The client's body, not the upstream, failed (malformed chunked encoding, a
+		// body cut short): its own 400, and the upstream is not marked down — else
+		// any client, even without a token on an excluded path, could take the
+		// replica out of rotation through the readiness probe.
+		g.logger.Debug("callee: request body unreadable during forward", "method", r.Method, "path", r.URL.Path, "error", err.Error())
+		writeProblem(w, http.StatusBadRequest, ReasonBadRequestBody, "The request body could not be read.")
 		return
 	}
 	status, reason, detail := http.StatusBadGateway, ReasonUpstreamUnavailable, "The application behind the gateway did not answer; retry later."
@@ -304,6 +335,22 @@ func (g *gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	}
 	g.logger.Warn("callee: upstream failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err.Error())
 	writeProblem(w, status, reason, detail)
+}
+
+// clientBody is the client's request body on its way to the upstream; it records
+// whether reading it failed, so that errorHandler can tell the client's fault from
+// the upstream's.
+type clientBody struct {
+	io.ReadCloser
+	failed atomic.Bool
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
+	}
+	return n, err
 }
 
 // gatewayProblem is the gateway's RFC 9457 body, in the shape of authmw's.

@@ -141,22 +141,27 @@ func (k KeyVaultConfig) checkSecret() []error {
 
 // parseVaultURL accepts the vault's base URL: https (also on loopback: azsecrets never
 // sends a token over http), no credentials, query, fragment or path beyond "/".
+// Errors quote the URL without its user info, query or fragment (safeURL): a
+// password or a signature someone pasted there must not reach a log.
 func parseVaultURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("is not a valid URL (%v)", stripURLErr(err))
+		return nil, fmt.Errorf("is not a valid URL (%s)", redactText(stripURLErr(err).Error()))
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("must not contain user credentials (Key Vault authenticates with the managed identity), got %q", safeURL(u))
 	}
 	if !u.IsAbs() {
-		return nil, fmt.Errorf("must be the vault URL, e.g. https://kv-name.vault.azure.net/, got %q", raw)
+		return nil, fmt.Errorf("must be the vault URL, e.g. https://kv-name.vault.azure.net/, got %q", safeURL(u))
 	}
 	if err := netrule.CheckURL(u); err != nil || !strings.EqualFold(u.Scheme, "https") {
-		return nil, fmt.Errorf("must be an https vault URL such as https://kv-name.vault.azure.net/ (Key Vault is https only, and azsecrets never sends a token over http), got %q", raw)
+		return nil, fmt.Errorf("must be an https vault URL such as https://kv-name.vault.azure.net/ (Key Vault is https only, and azsecrets never sends a token over http), got %q", safeURL(u))
 	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("must be the vault's base URL without a path, query or fragment (e.g. https://kv-name.vault.azure.net/), got %q", raw)
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return nil, fmt.Errorf("must be the vault's base URL without a path, query or fragment (e.g. https://kv-name.vault.azure.net/), got %q", safeURL(u))
 	}
 	if !netrule.IsLoopback(u.Hostname()) && !strings.Contains(u.Hostname(), ".") {
-		return nil, fmt.Errorf("must name the vault's host, e.g. https://kv-name.vault.azure.net/, got %q", raw)
+		return nil, fmt.Errorf("must name the vault's host, e.g. https://kv-name.vault.azure.net/, got %q", safeURL(u))
 	}
 	u.Path = "/"
 	return u, nil

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -172,3 +174,122 @@ func TestSecretValueRedacts(t *testing.T) {
 }
 
 func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// Attack on the logs: a password in the vault URL's user info, or a signature in its
+// query or fragment, is refused without being quoted — neither by ConfigFromEnv nor by
+// Run (whose redaction catches query strings but not user info or fragments).
+func TestKeyVaultURLErrorsQuoteNoCredential(t *testing.T) {
+	const secret = "hunter2-kv-secret"
+	for _, raw := range []string{
+		"https://kvuser:" + secret + "@kv-x.vault.azure.net/",
+		"https://" + secret + "@kv-x.vault.azure.net/",
+		"https://kvuser:" + secret + "@127.0.0.1:8443/",
+		"https://kv-x.vault.azure.net/?sig=" + secret,
+		"https://kv-x.vault.azure.net/#" + secret,
+		"kv-x.vault.azure.net/?sig=" + secret,
+		"https://kv-x.vault.azure.net/secrets/x?sig=" + secret,
+		"https://vault/?sig=" + secret,
+		"http://kv-x.vault.azure.net/?sig=" + secret,
+	} {
+		t.Run(raw, func(t *testing.T) {
+			env := map[string]string{EnvCalleeURL: "https://callee.example/api/x", EnvCalleeAudience: "api://callee",
+				EnvKeyVaultURL: raw, EnvKeyVaultSecret: "api-key"}
+			getenv := func(k string) string { return env[k] }
+			_, err := ConfigFromEnv(getenv)
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), EnvKeyVaultURL) {
+				t.Fatalf("err = %v; want a configuration error naming %s", err, EnvKeyVaultURL)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("ConfigFromEnv's error quotes the credential: %v", err)
+			}
+			if err := Run(context.Background(), getenv, nil); err == nil || strings.Contains(err.Error(), secret) {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+}
+
+// Attack: a loopback vault answers the authorized read with a redirect to another
+// port of the same host. net/http would keep the Authorization header (same host
+// name), so only the same-origin rule keeps the vault token from the decoy: the
+// decoy sees nothing, and the failed read quotes neither token nor decoy body.
+func TestKeyVaultRedirectCarriesNoToken(t *testing.T) {
+	var decoyHits, decoyAuth atomic.Int64
+	decoy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		decoyHits.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			decoyAuth.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"value":"decoy-value","id":"`+"https://"+r.Host+`/secrets/api-key/0123456789abcdef0123456789abcdef"}`)
+	}))
+	defer decoy.Close()
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			vault := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "" {
+					w.Header().Set("WWW-Authenticate", `Bearer authorization="https://login.microsoftonline.com/tenant", resource="https://vault.azure.net"`)
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				http.Redirect(w, r, decoy.URL+r.URL.RequestURI(), status)
+			}))
+			defer vault.Close()
+			u, _ := url.Parse(vault.URL + "/")
+			r, err := NewSecretReader(KeyVaultConfig{URL: u, Secret: "api-key"}, &countingCred{}, vault.Client().Transport, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, rep := r.Read(context.Background())
+			if rep.OK || v.Reveal() != "" {
+				t.Errorf("report %+v: the redirected read succeeded", rep)
+			}
+			if decoyHits.Load() != 0 || decoyAuth.Load() != 0 {
+				t.Fatalf("the decoy got %d request(s), %d with a token", decoyHits.Load(), decoyAuth.Load())
+			}
+			if strings.Contains(rep.Reason, "opaque-test-token") || strings.Contains(rep.Reason, "decoy-value") {
+				t.Errorf("reason %q quotes the token or a body", rep.Reason)
+			}
+		})
+	}
+}
+
+// Attack on the logs: a vault answering 200 with a body the client cannot decode (the
+// value in the wrong type, garbage after it, a bad sibling field) fails the read; the
+// report — what the run logs and returns — never quotes the value.
+func TestKeyVaultMalformedAnswerQuotesNoValue(t *testing.T) {
+	const value = "s3cr3t-kv-value"
+	for _, body := range []string{
+		`{"value":"` + value + `"}garbage`,
+		`{"value":"` + value + `","attributes":"x","id":"{ID}"}`,
+		`{"value":"` + value + `","id":"{ID}","tags":{"a":5}}`,
+		`{"value":["` + value + `"],"id":"{ID}"}`,
+		`{"value":"` + value + `","id":"{ID}","contentType":{"` + value + `":1}}`,
+		`{"value":"` + value + `","id":"{ID}"`,
+	} {
+		t.Run(body, func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") == "" {
+					w.Header().Set("WWW-Authenticate", `Bearer authorization="https://login.microsoftonline.com/tenant", resource="https://vault.azure.net"`)
+					w.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, strings.ReplaceAll(body, "{ID}", "https://"+r.Host+"/secrets/api-key/0123456789abcdef0123456789abcdef"))
+			}))
+			defer srv.Close()
+			u, _ := url.Parse(srv.URL + "/")
+			r, err := NewSecretReader(KeyVaultConfig{URL: u, Secret: "api-key"}, &countingCred{}, srv.Client().Transport, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, rep := r.Read(context.Background())
+			if rep.OK || v.Reveal() != "" {
+				t.Fatalf("a malformed answer was read: %+v", rep)
+			}
+			if s := rep.Summary() + rep.Code + rep.Reason; strings.Contains(s, value) {
+				t.Errorf("the report quotes the value: %s", s)
+			}
+		})
+	}
+}
