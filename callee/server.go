@@ -21,6 +21,7 @@ import (
 	"github.com/f2fauth/f2fauth/authmw"
 	"github.com/f2fauth/f2fauth/authmw/echomw"
 	"github.com/f2fauth/f2fauth/internal/customhandler"
+	"github.com/f2fauth/f2fauth/internal/otelsetup"
 )
 
 // Routes the callee serves. ReadyPath is the Functions host's readiness probe and is
@@ -103,6 +104,7 @@ func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Log
 	if logger == nil {
 		logger = NewLogger(os.Stderr, level)
 	}
+	logger = otelsetup.WithTraceIDs(logger) // OpenTelemetry: trace_id/span_id on records made with a request's context
 	var mw *authmw.Middleware
 	cfg, err := authmw.ConfigFromEnv(getenv)
 	if err == nil {
@@ -130,6 +132,7 @@ func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Log
 		logger.Info("callee: gateway mode", "upstream", gwCfg.Upstream.Redacted(), "timeout", gwCfg.Timeout.String(),
 			"pass_authorization", gwCfg.PassAuthorization, "trust_forwarded_headers", gwCfg.TrustForwarded)
 	}
+	s.handler = traceServer(s.handler) // OpenTelemetry (telemetry.go): continue the caller's trace
 	return s, nil
 }
 
@@ -247,6 +250,11 @@ func (s *Server) Close() error {
 func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	tel, err := otelsetup.Setup(ctx, getenv, otelsetup.Options{ServiceName: "f2fauth-callee"}) // OpenTelemetry
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
 	s, err := NewServer(ctx, getenv, logger)
 	if err != nil {
 		return err
@@ -278,7 +286,7 @@ func (s *Server) exclusive(c echo.Context) error {
 	if roles == nil {
 		roles = []string{}
 	}
-	s.logger.Info("callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
+	s.logger.InfoContext(c.Request().Context(), "callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, CallerInfo{
 		Message:   "Hello from the callee: you are an authorized caller.",

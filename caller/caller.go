@@ -18,6 +18,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/f2fauth/f2fauth/tokencache"
 )
@@ -44,6 +46,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Cache tunes the token cache; nil means tokencache defaults.
 	Cache *tokencache.Options
+	// MeterProvider receives the token cache's metrics (unless Cache names
+	// one); default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// TracerProvider makes the timer run's span and the callee requests'
+	// spans (and the token cache's, unless Cache names one); default
+	// otel.GetTracerProvider(). When it makes no span IDs (no SDK installed), a
+	// private SDK provider without exporter does, so every request to the
+	// callee carries a valid W3C traceparent.
+	TracerProvider trace.TracerProvider
 }
 
 // Caller calls the callee with a cached managed-identity token. One Caller (and so one
@@ -54,6 +65,7 @@ type Caller struct {
 	cache  *tokencache.Cache
 	client *http.Client
 	logger *slog.Logger
+	tel    *telemetry // OpenTelemetry (telemetry.go)
 }
 
 // New validates cfg and returns a Caller. It builds the credential (unless opts gives
@@ -80,6 +92,7 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 	if o.Cache != nil {
 		copts = *o.Cache
 	}
+	o.withTelemetryDefaults(&copts) // OpenTelemetry (telemetry.go)
 	if copts.Logger == nil {
 		copts.Logger = o.Logger
 	}
@@ -92,18 +105,20 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 		base = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	scope := cfg.Scope()
+	tel := newTelemetry(o.TracerProvider) // OpenTelemetry (telemetry.go)
 	return &Caller{
 		cfg:   cfg,
 		scope: scope,
 		cache: cache,
 		client: &http.Client{
 			Timeout:   cfg.Timeout,
-			Transport: cache.Transport(scope, base),
+			Transport: tel.transport(cache.Transport(scope, base)), // OpenTelemetry: span + traceparent
 			// Never follow redirects: the bearer transport would send the token to
 			// wherever the callee points.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		logger: o.Logger,
+		tel:    tel,
 	}, nil
 }
 

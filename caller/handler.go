@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/f2fauth/f2fauth/internal/otelsetup"
 )
 
 // DefaultShutdownTimeout bounds how long in-flight invocations may take to finish after
@@ -34,7 +36,7 @@ func (c *Caller) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "function": FunctionName})
 	})
-	mux.HandleFunc("POST /"+FunctionName, c.serveInvocation)
+	mux.HandleFunc("POST /"+FunctionName, c.tel.traceInvocation(c.serveInvocation)) // OpenTelemetry: the run is a span
 	return mux
 }
 
@@ -136,6 +138,11 @@ func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	tel, err := otelsetup.Setup(ctx, getenv, otelsetup.Options{ServiceName: "f2fauth-caller", AlwaysTrace: true}) // OpenTelemetry
+	if err != nil {
+		return fmt.Errorf("caller: %w", err)
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
 	if logger == nil {
 		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}

@@ -39,6 +39,8 @@ type Cache struct {
 
 	refreshes atomic.Uint64
 	failures  atomic.Uint64
+
+	tel *telemetry // OpenTelemetry instruments (telemetry.go)
 }
 
 // tokenState is an immutable snapshot of an entry's token, swapped atomically.
@@ -91,6 +93,7 @@ func New(cred azcore.TokenCredential, opts *Options) (*Cache, error) {
 	c.life, c.cancel = context.WithCancel(context.Background())
 	m := map[string]*entry{}
 	c.entries.Store(&m)
+	c.tel = newTelemetry(c, opts) // OpenTelemetry (telemetry.go)
 	return c, nil
 }
 
@@ -291,6 +294,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 		log.LogAttrs(c.life, slog.LevelDebug, "tokencache: refresh started",
 			slog.String("scope", e.label), slog.Int("attempt", attempt), slog.Bool("background", background))
 	}
+	started := time.Now() // OpenTelemetry: the credential call's start
 	ctx, cancel := context.WithTimeout(c.life, c.cfg.timeout)
 	opts := e.opts
 	opts.Scopes = slices.Clone(e.scopes) // the credential may not keep or alter ours
@@ -302,6 +306,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 	if err == nil {
 		next, err = c.newState(tok, now)
 	}
+	c.fetched(e, background, attempt, started, err) // OpenTelemetry (telemetry.go)
 
 	e.mu.Lock()
 	var delay time.Duration
@@ -536,6 +541,7 @@ func (c *Cache) Close() error {
 		e.mu.Unlock()
 	}
 	c.wg.Wait()
+	c.tel.close() // OpenTelemetry
 	return nil
 }
 
