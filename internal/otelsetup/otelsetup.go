@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,6 +105,16 @@ func Setup(ctx context.Context, getenv func(string) string, opts Options) (*Tele
 	disabled := strings.EqualFold(strings.TrimSpace(getenv(EnvSDKDisabled)), "true")
 	traces := exporterName(getenv, EnvTracesExporter, disabled)
 	metrics := exporterName(getenv, EnvMetricsExporter, disabled)
+	var bad []error
+	if !slices.Contains(traceExporters, traces) {
+		bad = append(bad, fmt.Errorf("%s=%q is not supported: use %s", EnvTracesExporter, traces, strings.Join(traceExporters, ", ")))
+	}
+	if !slices.Contains(metricExporters, metrics) {
+		bad = append(bad, fmt.Errorf("%s=%q is not supported: use %s", EnvMetricsExporter, metrics, strings.Join(metricExporters, ", ")))
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("invalid OpenTelemetry settings: %w", errors.Join(bad...))
+	}
 	if traces == "none" && metrics == "none" && !opts.AlwaysTrace {
 		return tel, nil
 	}
@@ -119,9 +131,13 @@ func Setup(ctx context.Context, getenv func(string) string, opts Options) (*Tele
 	if traces != "none" || opts.AlwaysTrace {
 		topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 		if traces != "none" {
-			exp, err := autoexport.NewSpanExporter(ctx)
+			err := sameAsProcess(getenv, EnvTracesExporter)
+			var exp sdktrace.SpanExporter
+			if err == nil {
+				exp, err = autoexport.NewSpanExporter(ctx)
+			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w (use otlp, console or none)", EnvTracesExporter, traces, err))
+				errs = append(errs, fmt.Errorf("%s=%q: %w", EnvTracesExporter, traces, err))
 			} else {
 				topts = append(topts, sdktrace.WithBatcher(exp))
 				tel.TracesExporter = traces
@@ -130,9 +146,13 @@ func Setup(ctx context.Context, getenv func(string) string, opts Options) (*Tele
 		tel.TracerProvider = sdktrace.NewTracerProvider(topts...)
 	}
 	if metrics != "none" {
-		reader, err := autoexport.NewMetricReader(ctx)
+		err := sameAsProcess(getenv, EnvMetricsExporter)
+		var reader sdkmetric.Reader
+		if err == nil {
+			reader, err = autoexport.NewMetricReader(ctx)
+		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w (use otlp, prometheus, console or none)", EnvMetricsExporter, metrics, err))
+			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvMetricsExporter, metrics, err))
 		} else {
 			tel.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader))
 			tel.MetricsExporter = metrics
@@ -149,6 +169,21 @@ func Setup(ctx context.Context, getenv func(string) string, opts Options) (*Tele
 		otel.SetMeterProvider(tel.MeterProvider)
 	}
 	return tel, nil
+}
+
+// The exporters autoexport offers (a comma-separated list is not supported).
+var (
+	traceExporters  = []string{"none", "otlp", "console"}
+	metricExporters = []string{"none", "otlp", "prometheus", "console"}
+)
+
+// sameAsProcess checks that the process environment, from which autoexport and
+// the exporters read their settings, says what getenv says.
+func sameAsProcess(getenv func(string) string, key string) error {
+	if got, want := strings.TrimSpace(os.Getenv(key)), strings.TrimSpace(getenv(key)); !strings.EqualFold(got, want) {
+		return fmt.Errorf("exporters read the process environment, where %s is %q: set it there", key, got)
+	}
+	return nil
 }
 
 // exporterName is the exporter a setting asks for: "none" when unset (not
