@@ -93,7 +93,9 @@ func TestTelemetryRefreshMetricsAndSpans(t *testing.T) {
 	}
 	eventually(t, "background refresh", func() bool { return entryStats(t, c, scope).Refreshes == 2 })
 	// The next background refresh fails; the cached token is still served.
-	cred.set(func(context.Context, int64, policyOpts) (accessToken, error) { return accessToken{}, errors.New("identity endpoint unreachable") })
+	cred.set(func(context.Context, int64, policyOpts) (accessToken, error) {
+		return accessToken{}, errors.New("identity endpoint unreachable")
+	})
 	clk.Advance(56 * time.Minute)
 	if _, err := c.GetToken(ctx, opts(scope)); err != nil {
 		t.Fatal(err)
