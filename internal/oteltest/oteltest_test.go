@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -512,5 +513,61 @@ func TestExportedMetricsAndSpans(t *testing.T) {
 	}
 	if refreshSpans < 1 {
 		t.Error("no span for the background refresh")
+	}
+}
+
+// In gateway mode the forwarded request carries the callee's span context:
+// the upstream application continues the same trace, as a child of the
+// callee's server span (the caller's own traceparent is not passed through).
+func TestGatewayForwardsTheCalleeSpanContext(t *testing.T) {
+	w := getWorld(t)
+	var mu sync.Mutex
+	var got []string
+	app := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Values("Traceparent")...)
+		mu.Unlock()
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	defer app.Close()
+	settings := e2e.CalleeSettings(w.idp, audience, appRole, registered.ClientID)
+	settings[callee.EnvUpstreamURL] = app.URL
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gw, err := e2e.StartCallee(ctx, settings, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Stop()
+
+	tok, err := w.idp.Mint(w.idp.AccessTokenClaims(registered, audience, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const incoming = "00-5d3b8f0e1c2a4b6d8e0f1a2b3c4d5e6f-1a2b3c4d5e6f7081-01"
+	req, _ := http.NewRequest(http.MethodGet, gw.BaseURL+"/orders/42", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("traceparent", incoming)
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("gateway answered %d, want the app's 204", res.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("the app received traceparent %q, want exactly one", got)
+	}
+	fwd := spanContextOf(t, got[0])
+	in := spanContextOf(t, incoming)
+	srv := waitSpan(t, callee.InstrumentationName, http.MethodGet, in.TraceID())
+	if fwd.TraceID() != in.TraceID() || fwd.SpanID() != srv.SpanContext().SpanID() {
+		t.Errorf("forwarded traceparent %s, want trace %s and the gateway's span %s", got[0], in.TraceID(), srv.SpanContext().SpanID())
+	}
+	if srv.Parent().SpanID() != in.SpanID() {
+		t.Errorf("gateway span's parent %s, want the caller's %s", srv.Parent().SpanID(), in.SpanID())
 	}
 }
