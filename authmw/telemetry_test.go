@@ -347,3 +347,20 @@ func BenchmarkHandlerCachedOTel(b *testing.B) {
 		h.ServeHTTP(w, req)
 	}
 }
+
+// BenchmarkTelemetryHooksNoSDK is everything the OpenTelemetry hooks add to a
+// cached request when no SDK is installed (the default): the decision hook,
+// and the verification clock check before and after the cache lookup.
+func BenchmarkTelemetryHooksNoSDK(b *testing.B) {
+	e, _ := benchEnv(b)
+	req := httptest.NewRequest(http.MethodGet, "/api/x", nil)
+	p := &Principal{AppID: testClientID}
+	ctx := req.Context()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := e.m.tel.verifyStart(ctx)
+		e.m.tel.verified(ctx, t0, true, nil)
+		e.m.recordDecision(req, p, nil)
+	}
+}

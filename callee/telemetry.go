@@ -37,12 +37,30 @@ type serverTelemetry struct {
 	next   http.Handler
 }
 
+// unsetTracerProvider is the global TracerProvider before any is registered:
+// the API's delegating no-op.
+var unsetTracerProvider = otel.GetTracerProvider()
+
+// serverSpanOptions are built once: no allocation per request.
+var serverSpanOptions = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+
 func (t *serverTelemetry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if len(r.Header["Traceparent"]) > 0 {
+	continued := len(r.Header["Traceparent"]) > 0
+	if continued {
 		ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	ctx, span := t.tracer.Start(ctx, spanName(r), trace.WithSpanKind(trace.SpanKindServer))
+	if otel.GetTracerProvider() == unsetTracerProvider {
+		// No SDK (the shipped default without OTEL_TRACES_EXPORTER): nothing
+		// is recorded, but the caller's span context is carried on for the
+		// logs, authmw and a gateway's forwarded request.
+		if continued && trace.SpanContextFromContext(ctx).IsValid() {
+			r = r.WithContext(ctx)
+		}
+		t.next.ServeHTTP(w, r)
+		return
+	}
+	ctx, span := t.tracer.Start(ctx, spanName(r), serverSpanOptions...)
 	if !span.IsRecording() {
 		if trace.SpanContextFromContext(ctx).IsValid() {
 			r = r.WithContext(ctx)

@@ -89,3 +89,34 @@ func TestLogsCarryTraceID(t *testing.T) {
 		t.Errorf("no log record carries the caller's trace_id:\n%s", buf.String())
 	}
 }
+
+// BenchmarkExclusiveFunctionTraceparent is BenchmarkExclusiveFunction with the
+// caller's traceparent, as every call from the caller carries one: the cost of
+// continuing the trace (no SDK installed, so nothing is recorded).
+func BenchmarkExclusiveFunctionTraceparent(b *testing.B) {
+	p := startPlatform(b)
+	s, err := NewServer(b.Context(), envFor(p, nil), quietLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.WaitReady(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	tok, err := p.Mint(p.AccessTokenClaims(allowedID, testAudience, 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodGet, FunctionPath, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
