@@ -9,6 +9,7 @@ import (
 	"github.com/f2fauth/f2fauth/authmw"
 	"github.com/f2fauth/f2fauth/callee"
 	"github.com/f2fauth/f2fauth/caller"
+	"github.com/f2fauth/f2fauth/internal/otelsetup"
 )
 
 // Every environment variable the caller and the callee read is documented in README.md's
@@ -19,6 +20,7 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 	vars = append(vars, callee.Settings...)
 	vars = append(vars, authmw.EnvVars...)
 	vars = append(vars, caller.EnvCustomHandlerPort, caller.EnvPort)
+	vars = append(vars, otelsetup.Settings...)
 	path := filepath.Join("..", "..", "README.md")
 	b, err := os.ReadFile(path)
 	if err != nil {
