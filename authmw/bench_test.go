@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +17,9 @@ import (
 
 // Run: go test -run '^$' -bench . -benchmem ./authmw
 //
-// Targets (issue 2): BenchmarkHandlerCached <= 2 µs/op and <= 10 allocs/op;
-// BenchmarkVerifyUncached within 1.5x of BenchmarkRSAVerifyBare.
+// Targets (issue 9): BenchmarkHandlerCached <= 2 µs/op and <= 10 allocs/op;
+// BenchmarkVerifyUncached within 1.15x of BenchmarkRSAVerifyBare (read
+// x_bare_cpu of BenchmarkVerifyUncachedVsBare on a shared machine).
 
 // discardWriter is a minimal ResponseWriter for benchmarks.
 type discardWriter struct{ h http.Header }
@@ -116,7 +119,11 @@ func BenchmarkHandlerCachedAudited(b *testing.B) {
 
 // BenchmarkVerifyUncachedVsBare interleaves the uncached core and the bare RSA
 // check in the same loop, so both see the same machine load, and reports their
-// ratio as "x_bare" (target <= 1.5). ns/op is the sum of both.
+// ratio as "x_bare" (wall time) and, on Linux, "x_bare_cpu" (CPU time of the
+// benchmark's thread, which other processes on a shared machine do not
+// inflate) and "x_bare_cpu_median" (the median of the per-iteration ratios,
+// which GC pauses and preemptions do not skew either). Target (issue 9):
+// <= 1.15. ns/op is the sum of both.
 func BenchmarkVerifyUncachedVsBare(b *testing.B) {
 	e, tok := benchEnv(b, func(c *Config) { c.CacheSize = -1 })
 	_, key := e.idp.SigningKey()
@@ -125,24 +132,59 @@ func BenchmarkVerifyUncachedVsBare(b *testing.B) {
 	input := []byte(tok[:i])
 	sig, _ := base64.RawURLEncoding.DecodeString(tok[i+1:])
 	ctx := context.Background()
-	var full, bare time.Duration
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var full, bare, fullCPU, bareCPU time.Duration
+	var ratios []float64
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
+		c0, _ := threadCPU()
 		t0 := time.Now()
 		if _, err := e.m.Verify(ctx, tok); err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
+		c1, _ := threadCPU()
 		sum := sha256.Sum256(input)
 		if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
 			b.Fatal(err)
 		}
 		t2 := time.Now()
+		c2, _ := threadCPU()
 		full += t1.Sub(t0)
 		bare += t2.Sub(t1)
+		fullCPU += c1 - c0
+		bareCPU += c2 - c1
+		if c2 > c1 {
+			ratios = append(ratios, float64(c1-c0)/float64(c2-c1))
+		}
 	}
 	b.ReportMetric(float64(full)/float64(bare), "x_bare")
+	if bareCPU > 0 {
+		b.ReportMetric(float64(fullCPU)/float64(bareCPU), "x_bare_cpu")
+		slices.Sort(ratios)
+		b.ReportMetric(ratios[len(ratios)/2], "x_bare_cpu_median")
+	}
 	b.ReportMetric(float64(full.Nanoseconds())/float64(b.N), "verify-ns/op")
 	b.ReportMetric(float64(bare.Nanoseconds())/float64(b.N), "bare-ns/op")
+}
+
+// BenchmarkDecodeClaims is the strict decode of a real token's claims: the
+// part of the uncached path that is not the signature check.
+func BenchmarkDecodeClaims(b *testing.B) {
+	e, tok := benchEnv(b)
+	parts := strings.Split(tok, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = e
+	b.ReportAllocs()
+	for b.Loop() {
+		var c tokenClaims
+		if err := decodeClaims(payload, &c); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -47,8 +47,13 @@ type Config struct {
 	// CacheSize bounds the verified-token cache (entries); default DefaultCacheSize.
 	// A negative value disables the cache.
 	CacheSize int
-	// Logger receives one audit record per decision and operational events. Default: no logging.
+	// Logger receives the audit records of decisions (see AuditAllowed) and operational
+	// events. Default: no logging.
 	Logger *slog.Logger
+	// AuditAllowed says which decisions that let a request through (allowed, anonymous,
+	// excluded path) get an audit record in Logger; denials are always recorded, and
+	// OnDecision sees every decision whatever this says. Default AuditSample.
+	AuditAllowed AuditMode
 	// OnDecision, if set, is called once per decision (for metrics). It must be fast and
 	// must not retain the Decision's maps.
 	OnDecision func(Decision)
@@ -65,6 +70,26 @@ type Config struct {
 	// request's context, whatever this says.
 	TracerProvider trace.TracerProvider
 }
+
+// AuditMode selects the audit records of decisions that let a request through
+// (Config.AuditAllowed, AUTHMW_AUDIT_ALLOWED).
+type AuditMode string
+
+// Audit modes. A record is a JSON (or text) line on every request in AuditAll: on a
+// busy route it costs more than the cached verification itself, hence the default.
+const (
+	// AuditSample (the default) records every allowed decision that verified a
+	// token's signature — the first use of each token, so every caller and every
+	// token appears — and, of the other pass-through decisions (verified-token cache
+	// hits, anonymous, excluded paths), at most one per outcome per second, with
+	// "suppressed" counting the decisions of that outcome left unrecorded since its
+	// previous record.
+	AuditSample AuditMode = "sample"
+	// AuditAll records every decision.
+	AuditAll AuditMode = "all"
+	// AuditNone records denials only.
+	AuditNone AuditMode = "none"
+)
 
 // Outcome is the result of one authorization decision.
 type Outcome string
@@ -93,9 +118,9 @@ type Decision struct {
 	Duration time.Duration
 }
 
-// MaxTokenBytes is the largest bearer token accepted; larger ones are rejected as
+// maxTokenBytes is the largest bearer token accepted; larger ones are rejected as
 // malformed_token before any parsing. Entra access tokens are a few KiB.
-const MaxTokenBytes = 16 << 10
+const maxTokenBytes = 16 << 10
 
 // supportedAlgorithms are the algorithms Config.Algorithms may list: asymmetric only.
 var supportedAlgorithms = map[string]bool{"RS256": true, "RS384": true, "RS512": true,
@@ -110,21 +135,21 @@ func (c Config) withDefaults() (Config, []error) {
 	}
 	for _, a := range c.Algorithms {
 		if !supportedAlgorithms[a] {
-			errs = append(errs, fmt.Errorf("Config.Algorithms: %q is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or ES512; never none or HMAC)", a))
+			errs = append(errs, fmt.Errorf("AUTHMW_ALGORITHMS (Config.Algorithms): %q is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or ES512; never none or HMAC)", a))
 		}
 	}
 	if c.PolicyFileInterval < 0 {
-		errs = append(errs, fmt.Errorf("Config.PolicyFileInterval: must not be negative (got %s)", c.PolicyFileInterval))
+		errs = append(errs, fmt.Errorf("AUTHMW_POLICY_FILE_INTERVAL (Config.PolicyFileInterval): must not be negative (got %s)", c.PolicyFileInterval))
 	} else if c.PolicyFileInterval == 0 {
 		c.PolicyFileInterval = DefaultPolicyFileInterval
 	}
 	if c.KeyRefreshInterval < 0 {
-		errs = append(errs, fmt.Errorf("Config.KeyRefreshInterval: must not be negative (got %s)", c.KeyRefreshInterval))
+		errs = append(errs, fmt.Errorf("AUTHMW_KEY_REFRESH_INTERVAL (Config.KeyRefreshInterval): must not be negative (got %s)", c.KeyRefreshInterval))
 	} else if c.KeyRefreshInterval == 0 {
 		c.KeyRefreshInterval = DefaultKeyRefreshInterval
 	}
 	if c.UnknownKeyInterval < 0 {
-		errs = append(errs, fmt.Errorf("Config.UnknownKeyInterval: must not be negative (got %s)", c.UnknownKeyInterval))
+		errs = append(errs, fmt.Errorf("AUTHMW_UNKNOWN_KEY_INTERVAL (Config.UnknownKeyInterval): must not be negative (got %s)", c.UnknownKeyInterval))
 	} else if c.UnknownKeyInterval == 0 {
 		c.UnknownKeyInterval = DefaultUnknownKeyInterval
 	}
@@ -136,6 +161,13 @@ func (c Config) withDefaults() (Config, []error) {
 	}
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
 		errs = append(errs, errors.New("Config.Realm: must not contain quotes, backslashes or line breaks"))
+	}
+	switch c.AuditAllowed {
+	case "":
+		c.AuditAllowed = AuditSample
+	case AuditSample, AuditAll, AuditNone:
+	default:
+		errs = append(errs, fmt.Errorf("Config.AuditAllowed: %q is not a mode (use sample, all or none)", string(c.AuditAllowed)))
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -1,11 +1,11 @@
 package authmw
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
-	"strconv"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Claim types of Easy Auth's default claims mapping (X-MS-CLIENT-PRINCIPAL).
@@ -51,51 +51,28 @@ type easyAuthPrincipal struct {
 
 // buildEasyAuth renders the verified claims in Easy Auth's shape: claims in token
 // order, every value a string, list values as repeated entries, oid/tid/sub
-// under their mapped claim types.
-func buildEasyAuth(payload []byte, c *tokenClaims) *easyAuthHeaders {
+// under their mapped claim types. The claims come from the strict decoder, so
+// no name appears twice: every entry is a claim the policy saw.
+func buildEasyAuth(c *tokenClaims, app string) *easyAuthHeaders {
 	ep := easyAuthPrincipal{AuthTyp: "aad", Claims: []easyAuthClaim{}, NameTyp: easyAuthNameType, RoleTyp: easyAuthRoleType}
-	var obj []struct {
-		k string
-		v json.RawMessage
-	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if t, err := dec.Token(); err == nil && t == json.Delim('{') {
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				break
-			}
-			k, _ := kt.(string)
-			var v json.RawMessage
-			if err := dec.Decode(&v); err != nil {
-				break
-			}
-			obj = append(obj, struct {
-				k string
-				v json.RawMessage
-			}{k, v})
-		}
-	}
-	for _, kv := range obj {
-		typ := kv.k
+	for _, mb := range c.raw {
+		typ := mb.name
 		if t, ok := easyAuthClaimTypes[typ]; ok {
 			typ = t
 		}
-		if len(kv.v) > 0 && kv.v[0] == '[' {
-			var items []json.RawMessage
-			if json.Unmarshal(kv.v, &items) == nil {
-				for _, it := range items {
-					ep.Claims = append(ep.Claims, easyAuthClaim{Typ: typ, Val: rawString(it)})
-				}
-				continue
+		var items []jsontext.Value
+		if mb.value.Kind() == '[' && json.Unmarshal(mb.value, &items) == nil {
+			for _, it := range items {
+				ep.Claims = append(ep.Claims, easyAuthClaim{Typ: typ, Val: claimString(it)})
 			}
+			continue
 		}
-		ep.Claims = append(ep.Claims, easyAuthClaim{Typ: typ, Val: rawString(kv.v)})
+		ep.Claims = append(ep.Claims, easyAuthClaim{Typ: typ, Val: claimString(mb.value)})
 	}
 	b, _ := json.Marshal(ep)
 	name := c.Name
 	if name == "" {
-		name = c.clientApp()
+		name = app
 	}
 	return &easyAuthHeaders{
 		principal: base64.StdEncoding.EncodeToString(b),
@@ -103,22 +80,4 @@ func buildEasyAuth(payload []byte, c *tokenClaims) *easyAuthHeaders {
 		name:      name,
 		idp:       "aad",
 	}
-}
-
-// rawString stringifies a JSON value: strings unquoted, others as their JSON text.
-func rawString(v json.RawMessage) string {
-	if len(v) > 0 && v[0] == '"' {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			return s
-		}
-	}
-	if string(v) == "null" {
-		return ""
-	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, v) == nil {
-		return buf.String()
-	}
-	return strconv.Quote(string(v))
 }

@@ -23,6 +23,11 @@ const (
 	ReasonMissingClaim     Reason = "missing_claim" // exp (or another required claim) absent
 	ReasonIssuerMismatch   Reason = "issuer_mismatch"
 	ReasonAudienceMismatch Reason = "audience_mismatch"
+	// ReasonApplicationClaimConflict: an Entra token carries appid and azp with
+	// different values, or a ver that is neither 1.0 nor 2.0.
+	ReasonApplicationClaimConflict Reason = "application_claim_conflict"
+	// ReasonTokenLifetime: exp - iat exceeds Policy.MaxTokenLifetime.
+	ReasonTokenLifetime Reason = "token_lifetime_too_long"
 )
 
 // Reasons for 403 Forbidden (valid token, caller not allowed by the policy).
@@ -35,6 +40,9 @@ const (
 	ReasonClaimMismatch         Reason = "claim_mismatch"
 	ReasonAnonymousForbidden    Reason = "anonymous_forbidden" // no token and UnauthenticatedAction is Return403
 )
+
+// ReasonClientAddressNotAllowed (403): the client address is not in Policy.AllowedClientCIDRs.
+const ReasonClientAddressNotAllowed Reason = "client_address_not_allowed"
 
 // ReasonKeysUnavailable is the reason for 503: the issuer's keys are not loaded yet.
 const ReasonKeysUnavailable Reason = "keys_unavailable"
@@ -106,31 +114,34 @@ func notReady(detail string, cause error) *Error {
 // errNoToken is the (shared, immutable) denial for a request without a token.
 var errNoToken = &Error{Kind: ErrNoToken, Reason: ReasonMissingToken}
 
-// ProblemTypeURI is the "type" of problem+json bodies that carry a reason code:
+// problemTypeURI is the "type" of problem+json bodies that carry a reason code:
 // it points to the README's table of reason codes.
-const ProblemTypeURI = "https://github.com/f2fauth/f2fauth/blob/main/README.md#reason-codes"
+const problemTypeURI = "https://github.com/f2fauth/f2fauth/blob/main/README.md#reason-codes"
 
 // genericDetail is the client-facing detail for each reason: fixed text, never
 // anything taken from the request or the token.
 var genericDetail = map[Reason]string{
-	ReasonMissingToken:          "The request has no bearer token in the Authorization header.",
-	ReasonMalformedHeader:       "The Authorization header is not a single \"Bearer <token>\" value.",
-	ReasonMalformedToken:        "The bearer token is not a well-formed signed JWT.",
-	ReasonUnsupportedAlg:        "The token is signed with an algorithm that is not accepted.",
-	ReasonUnknownKey:            "The token is signed with a key the issuer does not publish.",
-	ReasonInvalidSignature:      "The token signature is invalid.",
-	ReasonTokenExpired:          "The token has expired.",
-	ReasonTokenNotYetValid:      "The token is not valid yet.",
-	ReasonTokenTooOld:           "The token was issued too long ago.",
-	ReasonMissingClaim:          "The token lacks a required claim.",
-	ReasonIssuerMismatch:        "The token was issued by an issuer that is not trusted.",
-	ReasonAudienceMismatch:      "The token is not meant for this service (audience).",
-	ReasonApplicationNotAllowed: "The calling application is not allowed.",
-	ReasonIdentityNotAllowed:    "The calling identity is not allowed.",
-	ReasonTenantNotAllowed:      "The caller's tenant is not allowed.",
-	ReasonRoleMissing:           "The token lacks a required app role.",
-	ReasonAppOnlyRequired:       "Only app-only (application) tokens are accepted.",
-	ReasonClaimMismatch:         "A claim of the token does not match the policy.",
-	ReasonAnonymousForbidden:    "Anonymous requests are not allowed.",
-	ReasonKeysUnavailable:       "The issuer's signing keys are not available yet; retry later.",
+	ReasonMissingToken:             "The request has no bearer token in the Authorization header.",
+	ReasonMalformedHeader:          "The Authorization header is not a single \"Bearer <token>\" value.",
+	ReasonMalformedToken:           "The bearer token is not a well-formed signed JWT.",
+	ReasonUnsupportedAlg:           "The token is signed with an algorithm that is not accepted.",
+	ReasonUnknownKey:               "The token is signed with a key the issuer does not publish.",
+	ReasonInvalidSignature:         "The token signature is invalid.",
+	ReasonTokenExpired:             "The token has expired.",
+	ReasonTokenNotYetValid:         "The token is not valid yet.",
+	ReasonTokenTooOld:              "The token was issued too long ago.",
+	ReasonMissingClaim:             "The token lacks a required claim.",
+	ReasonIssuerMismatch:           "The token was issued by an issuer that is not trusted.",
+	ReasonAudienceMismatch:         "The token is not meant for this service (audience).",
+	ReasonApplicationClaimConflict: "The token's application claims (appid, azp, ver) are inconsistent.",
+	ReasonTokenLifetime:            "The token's lifetime (exp - iat) is longer than accepted.",
+	ReasonApplicationNotAllowed:    "The calling application is not allowed.",
+	ReasonIdentityNotAllowed:       "The calling identity is not allowed.",
+	ReasonTenantNotAllowed:         "The caller's tenant is not allowed.",
+	ReasonRoleMissing:              "The token lacks a required app role.",
+	ReasonAppOnlyRequired:          "Only app-only (application) tokens are accepted.",
+	ReasonClaimMismatch:            "A claim of the token does not match the policy.",
+	ReasonAnonymousForbidden:       "Anonymous requests are not allowed.",
+	ReasonKeysUnavailable:          "The issuer's signing keys are not available yet; retry later.",
+	ReasonClientAddressNotAllowed:  "Requests from this network address are not allowed.",
 }

@@ -91,7 +91,7 @@ func ExampleMiddleware_Handler() {
 }
 
 // NewFromEnv is what a service's main does: AUTHMW_* settings from the
-// environment (os.Getenv in production; a map here).
+// environment (nil, meaning os.LookupEnv, in production; a map here).
 func ExampleNewFromEnv() {
 	idp, token := startIdP()
 	defer idp.Close()
@@ -103,7 +103,7 @@ func ExampleNewFromEnv() {
 		"AUTHMW_ALLOWED_APPLICATIONS":   "caller-app-id",
 		"AUTHMW_UNAUTHENTICATED_ACTION": "Return401",
 	}
-	m, err := authmw.NewFromEnv(context.Background(), func(k string) string { return env[k] }, nil)
+	m, err := authmw.NewFromEnv(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func ExampleNewFromEnv() {
 	p, err := m.Verify(context.Background(), token)
 	fmt.Println(p.AppID, p.AppOnly, err)
 
-	_, err = authmw.NewFromEnv(context.Background(), func(string) string { return "" }, nil)
+	_, err = authmw.NewFromEnv(context.Background(), func(string) (string, bool) { return "", false }, nil)
 	fmt.Println(err != nil)
 	// Output:
 	// caller-app-id true <nil>

@@ -30,15 +30,15 @@ var identityHeaderPrefixes = []string{"x-ms-client-principal", "x-ms-token-"}
 // so an underscore spelling would reach such an upstream as the real header.
 func StripIdentityHeaders(h http.Header) {
 	for k := range h {
-		if IsIdentityHeader(k) {
+		if isIdentityHeader(k) {
 			delete(h, k)
 		}
 	}
 }
 
-// IsIdentityHeader reports whether a header named name is one that
+// isIdentityHeader reports whether a header named name is one that
 // [StripIdentityHeaders] removes.
-func IsIdentityHeader(name string) bool {
+func isIdentityHeader(name string) bool {
 	for _, p := range identityHeaderPrefixes {
 		if len(name) < len(p) {
 			continue

@@ -50,8 +50,8 @@ func FuzzIsIdentityHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		h := http.Header{name: {"v"}}
 		StripIdentityHeaders(h)
-		if _, ok := h[name]; ok == IsIdentityHeader(name) {
-			t.Fatalf("StripIdentityHeaders and IsIdentityHeader disagree on %q", name)
+		if _, ok := h[name]; ok == isIdentityHeader(name) {
+			t.Fatalf("StripIdentityHeaders and isIdentityHeader disagree on %q", name)
 		}
 	})
 }

@@ -18,6 +18,14 @@ func fuzzSeeds(e *testEnv) []string {
 		"Bearer " + forge(map[string]any{"alg": "RS256", "kid": kid}, map[string]any(e.claims(2)), rs256(getAttackerKey())),
 		"Bearer " + forge(map[string]any{"alg": "HS256", "kid": kid}, map[string]any(e.claims(2)), hs256([]byte("k"))),
 		"Bearer {\"payload\":\"e30\",\"signatures\":[{\"protected\":\"e30\",\"signature\":\"\"}]}",
+		// Signed by the issuer's real key, refused by the strict decoder or the claim rules.
+		"Bearer " + e.signed(withRaw(e.claims(2), `"x":[1,,2]`)),
+		"Bearer " + e.signed(withRaw(e.claims(2), `"aud":"api://other"`)),
+		"Bearer " + e.signed(withRaw(e.claims(2), "\"x\":\"\xff\"")),
+		"Bearer " + e.signed(withRaw(without(e.claims(2), "exp"), `"exp":253402300800`)),
+		"Bearer " + e.signed(withRaw(e.claims(2), `"appid":"`+rogueApp+`"`)),
+		"Bearer " + e.signedRaw(`{"alg":"RS256"}`, withRaw(e.claims(2), "")),
+		"Bearer " + e.signedRaw(`{"alg":"RS256","kid":"x","kid":"`+kid+`"}`, withRaw(e.claims(2), "")),
 	}
 }
 

@@ -43,7 +43,7 @@ func (m *Middleware) Check(w http.ResponseWriter, r *http.Request) (*http.Reques
 		return r, err
 	}
 	if p != nil {
-		r = r.WithContext(WithPrincipal(r.Context(), p))
+		r = r.WithContext(withPrincipal(r.Context(), p))
 	}
 	return r, nil
 }
@@ -66,6 +66,12 @@ func (m *Middleware) authenticate(r *http.Request) (*Principal, *Error) {
 			m.audit(r, start, OutcomeExcluded, 0, nil, nil, false)
 		}
 		return nil, nil
+	}
+	if e := st.cp.client.check(r); e != nil {
+		if audit {
+			m.audit(r, start, OutcomeDenied, e.Status(), nil, e, false)
+		}
+		return nil, e
 	}
 	raw, herr := bearerToken(r.Header)
 	if herr == errNoToken {
@@ -109,24 +115,40 @@ func (m *Middleware) authenticate(r *http.Request) (*Principal, *Error) {
 	return p, nil
 }
 
-// stripPrincipalHeaders removes every X-MS-CLIENT-PRINCIPAL* header, whatever its case.
+// stripPrincipalHeaders removes every header that a front end such as Easy Auth
+// would set for the handler — X-MS-CLIENT-PRINCIPAL* and X-MS-TOKEN-* — in any
+// case and with '-' or '_' as separator (some servers and CGI-style gateways
+// map X_MS_CLIENT_PRINCIPAL to the same variable as X-MS-CLIENT-PRINCIPAL).
 func stripPrincipalHeaders(h http.Header) {
-	// Fast path: the common case has none.
-	found := false
 	for k := range h {
-		if len(k) >= len(headerPrincipal) && strings.EqualFold(k[:len(headerPrincipal)], headerPrincipal) {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return
-	}
-	for k := range h {
-		if len(k) >= len(headerPrincipal) && strings.EqualFold(k[:len(headerPrincipal)], headerPrincipal) {
+		if isFrontEndHeader(k) {
 			delete(h, k)
 		}
 	}
+}
+
+// isFrontEndHeader reports whether name starts with x-ms-client-principal or
+// x-ms-token-, ignoring case and treating '_' as '-'.
+func isFrontEndHeader(name string) bool {
+	return hasPrefixFold(name, "x-ms-client-principal") || hasPrefixFold(name, "x-ms-token-")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if c == '_' {
+			c = '-'
+		} else if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // bearerToken extracts the token of the single "Authorization: Bearer <token>"
@@ -154,8 +176,8 @@ func bearerToken(h http.Header) (string, *Error) {
 	if strings.IndexByte(tok, ' ') >= 0 || strings.IndexByte(tok, '\t') >= 0 {
 		return "", invalid(ReasonMalformedHeader, "more than one token after Bearer", nil)
 	}
-	if len(tok) > MaxTokenBytes {
-		return "", invalid(ReasonMalformedToken, "token of "+strconv.Itoa(len(tok))+" bytes exceeds "+strconv.Itoa(MaxTokenBytes), nil)
+	if len(tok) > maxTokenBytes {
+		return "", invalid(ReasonMalformedToken, "token of "+strconv.Itoa(len(tok))+" bytes exceeds "+strconv.Itoa(maxTokenBytes), nil)
 	}
 	return tok, nil
 }
@@ -172,7 +194,7 @@ type problem struct {
 func newProblem(e *Error) problem {
 	status := e.Status()
 	return problem{
-		Type:   ProblemTypeURI,
+		Type:   problemTypeURI,
 		Title:  http.StatusText(status),
 		Status: status,
 		Detail: genericDetail[e.Reason],
@@ -195,7 +217,7 @@ func (m *Middleware) denialHeaders(h http.Header, r *http.Request, e *Error) {
 		b.WriteString(`Bearer realm="`)
 		b.WriteString(quoteSafe(realm))
 		b.WriteString(`"`)
-		if e.Reason != ReasonAnonymousForbidden {
+		if e.Reason != ReasonAnonymousForbidden && e.Reason != ReasonClientAddressNotAllowed {
 			b.WriteString(`, error="insufficient_scope"`)
 		}
 		h.Set("WWW-Authenticate", b.String())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 	"time"
@@ -25,19 +26,25 @@ const retryAfterSeconds = "5"
 
 // issuerSpec is one issuer to discover.
 type issuerSpec struct {
-	setting  string // the setting it comes from, for logs
-	base     string // discovery base: {base}/.well-known/openid-configuration
-	expected string // explicit issuers: the exact issuer the document must declare
-	tenantID string // tenant mode: the declared issuer must contain it
+	setting   string // the app setting it comes from: AUTHMW_TENANT_ID or AUTHMW_ISSUER
+	field     string // the Policy field: Policy.TenantID or Policy.Issuers[i]
+	tokens    string // tenant mode: "v1.0" or "v2.0", the tokens it serves
+	base      string // discovery base: {base}/.well-known/openid-configuration
+	expected  string // explicit issuers: the exact issuer the document must declare
+	tenantID  string // tenant mode: the declared issuer must contain it
+	authority string // tenant mode: Policy.AuthorityHost
 	// Guarded by Middleware.mu.
-	err  error        // of the last discovery; nil once discovered
-	keys *jwks.KeySet // once discovered
+	err          error        // of the last discovery (a *SourceError); nil once discovered
+	failingSince time.Time    // first failure of the current run of failures
+	keys         *jwks.KeySet // once discovered
+	issuer       string       // the declared issuer, once discovered
 }
 
 // route is a discovered issuer: the exact iss it accepts and the keys that sign its tokens.
 type route struct {
 	issuer string
 	keys   *jwks.KeySet
+	entra  bool // discovered through Policy.TenantID: Entra claim rules, kid and tid required
 }
 
 // routeTable maps a token's iss to its route. It is replaced, never mutated.
@@ -51,15 +58,23 @@ func issuerSpecs(p *Policy) []*issuerSpec {
 	var specs []*issuerSpec
 	if p.TenantID != "" {
 		auth := strings.TrimSuffix(p.AuthorityHost, "/")
-		specs = append(specs,
-			&issuerSpec{setting: "Policy.TenantID (v1.0 tokens)", base: auth + "/" + p.TenantID, tenantID: p.TenantID},
-			&issuerSpec{setting: "Policy.TenantID (v2.0 tokens)", base: auth + "/" + p.TenantID + "/v2.0", tenantID: p.TenantID},
-		)
+		for _, v := range []struct{ tokens, path string }{{"v1.0", ""}, {"v2.0", "/v2.0"}} {
+			specs = append(specs, &issuerSpec{setting: "AUTHMW_TENANT_ID", field: "Policy.TenantID", tokens: v.tokens,
+				base: auth + "/" + p.TenantID + v.path, tenantID: p.TenantID, authority: auth})
+		}
 	}
 	for i, iss := range p.Issuers {
-		specs = append(specs, &issuerSpec{setting: fmt.Sprintf("Policy.Issuers[%d]", i), base: iss, expected: iss})
+		specs = append(specs, &issuerSpec{setting: "AUTHMW_ISSUER", field: fmt.Sprintf("Policy.Issuers[%d]", i), base: iss, expected: iss})
 	}
 	return specs
+}
+
+// name is how logs and errors name spec: "AUTHMW_TENANT_ID (Policy.TenantID, v2.0 tokens)".
+func (spec *issuerSpec) name() string {
+	if spec.tokens != "" {
+		return spec.setting + " (" + spec.field + ", " + spec.tokens + " tokens)"
+	}
+	return spec.setting + " (" + spec.field + ")"
 }
 
 // issuerKey identifies the issuer settings of a policy; SetPolicy cannot change them.
@@ -80,20 +95,36 @@ var (
 )
 
 // discoverLoop discovers spec until it succeeds or the Middleware is closed,
-// retrying with the shared backoff, and records the last error.
+// retrying with the shared backoff, and records the last error. Failures are
+// logged at WARN, at ERROR once they have lasted jwks.ErrorLogAfter; nothing
+// is logged for the attempt that Close interrupts.
 func (m *Middleware) discoverLoop(spec *issuerSpec) {
 	defer m.wg.Done()
 	backoff := retry.Backoff{Initial: discoveryRetryMin, Max: discoveryRetryMax}
 	for failures := 1; ; failures++ {
 		err := m.fetched(docDiscovery, spec.base, time.Now(), m.discover(spec)) // OpenTelemetry (telemetry.go): times and records discover
-		m.mu.Lock()
-		spec.err = err
-		m.mu.Unlock()
-		if err == nil {
-			return
+		if m.ctx.Err() != nil {
+			return // closed: the failure is ours, not the issuer's
 		}
-		wait := jwks.RetryDelay(backoff, failures, err)
-		m.log.Warn("authmw: issuer discovery failed; retrying", "setting", spec.setting, "error", err.Error(), "retry_in", wait.String())
+		if err == nil {
+			return // discover cleared spec.err with the route installed
+		}
+		se := explain(spec, err, false)
+		m.mu.Lock()
+		spec.err = se
+		if spec.failingSince.IsZero() {
+			spec.failingSince = time.Now()
+		}
+		since := spec.failingSince
+		m.mu.Unlock()
+		wait := jwks.RetryDelay(backoff, failures, se)
+		level := slog.LevelWarn
+		if time.Since(since) >= jwks.ErrorLogAfter {
+			level = slog.LevelError
+		}
+		m.log.LogAttrs(m.ctx, level, "authmw: issuer discovery failed; retrying",
+			slog.String("setting", se.Setting), slog.String("url", spec.base), slog.String("class", sourceClass(se)),
+			slog.Int("attempt", failures), slog.Int64("retry_in_ms", wait.Milliseconds()), slog.String("error", se.Error()))
 		if !retry.Sleep(m.ctx, wait) {
 			return
 		}
@@ -113,7 +144,7 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 		JWKSURI string `json:"jwks_uri"`
 	}
 	permanent := func(format string, args ...any) error {
-		return fmt.Errorf("%s: %w: %s", spec.setting, ErrSourcePermanent, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s", ErrSourcePermanent, fmt.Sprintf(format, args...))
 	}
 	if err := json.Unmarshal(body, &meta); err != nil {
 		return permanent("the discovery document is not JSON: %v", err)
@@ -122,10 +153,10 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 	// rule). Tenant mode: Entra v1 declares an issuer on another host than the
 	// document (https://sts.windows.net/{tid}/), so it must name the tenant.
 	if spec.expected != "" && meta.Issuer != spec.expected {
-		return permanent("discovery declares issuer %q, expected %q", netrule.Excerpt([]byte(meta.Issuer)), spec.expected)
+		return fmt.Errorf("%w: %w: discovery declares issuer %q, not %q", ErrSourcePermanent, errIssuerMismatch, netrule.Excerpt([]byte(meta.Issuer)), spec.expected)
 	}
 	if spec.tenantID != "" && !strings.Contains(strings.ToLower(meta.Issuer), strings.ToLower(spec.tenantID)) {
-		return permanent("discovery declares issuer %q, which is not of tenant %q", netrule.Excerpt([]byte(meta.Issuer)), spec.tenantID)
+		return fmt.Errorf("%w: %w: discovery declares issuer %q, which is not of tenant %q", ErrSourcePermanent, errIssuerMismatch, netrule.Excerpt([]byte(meta.Issuer)), spec.tenantID)
 	}
 	for _, u := range []struct{ name, v string }{{"issuer", meta.Issuer}, {"jwks_uri", meta.JWKSURI}} {
 		if err := netrule.CheckRawURL(u.v); err != nil {
@@ -148,6 +179,7 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 			RefreshInterval:    m.cfg.KeyRefreshInterval,
 			Now:                m.cfg.Now,
 			Logger:             m.cfg.Logger,
+			RequireKID:         spec.tenantID != "",                                                              // Entra always sends kid
 			OnFetch:            func(start time.Time, err error) { m.fetched(docJWKS, meta.Issuer, start, err) }, // OpenTelemetry
 		})
 		if err != nil {
@@ -156,35 +188,48 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 		m.keySets[meta.JWKSURI] = ks
 	}
 	spec.keys = ks
+	spec.issuer = meta.Issuer
+	spec.err, spec.failingSince = nil, time.Time{}
 	old := m.routes.Load()
 	nt := &routeTable{byIss: maps.Clone(old.byIss), pending: old.pending - 1}
-	nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks}
+	nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks, entra: spec.tenantID != ""}
 	m.routes.Store(nt)
 	if nt.pending == 0 {
 		close(m.discovered)
 	}
-	m.log.Info("authmw: issuer discovered", "setting", spec.setting, "issuer", meta.Issuer, "jwks_uri", meta.JWKSURI)
+	m.log.Info("authmw: issuer discovered", "setting", spec.setting, "url", spec.base, "issuer", meta.Issuer, "jwks_uri", meta.JWKSURI)
 	return nil
 }
 
 // IssuerErrors returns, for each configured issuer (keyed by the URL its
 // discovery document is read from) whose last discovery or key fetch failed,
-// that error. Each wraps [ErrSourceTransient] or [ErrSourcePermanent]. An empty
-// map means no failure is outstanding.
+// that error: a [*SourceError] naming the setting, wrapping
+// [ErrSourceTransient] or [ErrSourcePermanent]. An empty map means no
+// failure is outstanding.
 func (m *Middleware) IssuerErrors() map[string]error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	errs := map[string]error{}
 	for _, s := range m.specs {
-		err := s.err
-		if err == nil && s.keys != nil {
-			err = s.keys.Err()
-		}
-		if err != nil {
+		if err := m.specErr(s); err != nil {
 			errs[s.base] = err
 		}
 	}
 	return errs
+}
+
+// specErr is spec's outstanding failure, of discovery or of its key set.
+// m.mu must be held.
+func (m *Middleware) specErr(spec *issuerSpec) error {
+	if spec.err != nil {
+		return spec.err
+	}
+	if spec.keys != nil {
+		if err := spec.keys.Err(); err != nil {
+			return explain(spec, err, true)
+		}
+	}
+	return nil
 }
 
 // Ready reports whether every configured issuer has been discovered and its
@@ -203,20 +248,30 @@ func (m *Middleware) Ready() bool {
 }
 
 // WaitReady blocks until [Middleware.Ready] or ctx is done: it waits for the
-// signal of the last discovery, then for each key set's first load.
+// signal of the last discovery, then for each key set's first load. When ctx
+// ends first, the error is the [*ReadinessError] of that moment (naming each
+// failing issuer's setting) joined with ctx's error; both ErrNotReady and
+// ctx's error match errors.Is.
 func (m *Middleware) WaitReady(ctx context.Context) error {
+	gaveUp := func() error {
+		if err := m.ReadinessError(); err != nil {
+			return fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		}
+		return fmt.Errorf("%w: %w", ErrNotReady, ctx.Err())
+	}
+	closed := fmt.Errorf("%w: the Middleware is closed", ErrNotReady)
 	select {
 	case <-m.discovered:
 	case <-ctx.Done():
-		return fmt.Errorf("authmw: waiting for signing keys: %w", errors.Join(ErrNotReady, ctx.Err()))
+		return gaveUp()
 	case <-m.ctx.Done():
-		return fmt.Errorf("authmw: middleware closed: %w", ErrNotReady)
+		return closed
 	}
 	for _, r := range m.routes.Load().byIss {
 		if err := r.keys.WaitReady(ctx); errors.Is(err, jwks.ErrClosed) {
-			return fmt.Errorf("authmw: middleware closed: %w", ErrNotReady)
+			return closed
 		} else if err != nil {
-			return fmt.Errorf("authmw: waiting for signing keys: %w", errors.Join(ErrNotReady, ctx.Err()))
+			return gaveUp()
 		}
 	}
 	return nil

@@ -39,6 +39,9 @@ type Middleware struct {
 	keySets map[string]*jwks.KeySet
 	closed  bool
 	gen     uint64
+
+	// sampler picks the audited pass-through decisions (Config.AuditAllowed).
+	sampler auditSampler
 }
 
 // policyState is the active policy, replaced atomically by SetPolicy.
@@ -55,7 +58,7 @@ type policyState struct {
 func newPolicyState(cp *compiledPolicy, gen uint64) *policyState {
 	p := &cp.Policy
 	st := &policyState{cp: cp, gen: gen}
-	st.needsClaims = cp.needsRawClaims || len(p.ClaimMappings) > 0 || len(p.BoundClaims) > 0
+	st.needsClaims = cp.needsRawClaims
 	if p.TenantID != "" {
 		st.authorizationURI = strings.TrimSuffix(p.AuthorityHost, "/") + "/" + p.TenantID + "/oauth2/authorize"
 		if len(p.Audiences) > 0 {
@@ -82,11 +85,12 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 	cfg, errs := cfg.withDefaults()
 	pol := cfg.Policy
 	if cfg.PolicyFile != "" {
-		fp, err := LoadPolicyFile(cfg.PolicyFile)
+		fp, _, ignored, err := loadPolicyFile(cfg.PolicyFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("Config.PolicyFile: %w", err))
+			errs = append(errs, fmt.Errorf("AUTHMW_POLICY_FILE (Config.PolicyFile): %w", err))
 		} else {
-			pol = MergePolicy(fp, cfg.Policy)
+			pol = mergePolicy(fp, cfg.Policy)
+			logIgnoredFields(cfg.Logger, cfg.PolicyFile, ignored)
 		}
 	}
 	cp, err := compilePolicy(pol)
@@ -124,12 +128,9 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 }
 
 // NewFromEnv builds the Config from AUTHMW_* environment variables (see
-// [ConfigFromEnv]) read with getenv, sets its Logger, and calls [New].
-func NewFromEnv(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*Middleware, error) {
-	if getenv == nil {
-		return nil, errors.New("authmw: NewFromEnv: getenv is nil (pass os.Getenv)")
-	}
-	cfg, err := ConfigFromEnv(getenv)
+// [ConfigFromEnv]) read with lookup (nil: os.LookupEnv), sets its Logger, and calls [New].
+func NewFromEnv(ctx context.Context, lookup func(string) (string, bool), logger *slog.Logger) (*Middleware, error) {
+	cfg, err := ConfigFromEnv(lookup)
 	if err != nil {
 		return nil, err
 	}
@@ -150,14 +151,14 @@ func (m *Middleware) SetPolicy(p Policy) error {
 		return fmt.Errorf("authmw: SetPolicy: %w", err)
 	}
 	if issuerKey(&cp.Policy) != m.issKey {
-		return errors.New("authmw: SetPolicy: Policy.TenantID, Policy.AuthorityHost and Policy.Issuers cannot change at run time; restart to change issuers")
+		return errors.New("authmw: SetPolicy: the issuer settings AUTHMW_TENANT_ID, AUTHMW_AUTHORITY_HOST and AUTHMW_ISSUER (Policy.TenantID, Policy.AuthorityHost, Policy.Issuers) cannot change at run time; restart to change issuers")
 	}
 	m.mu.Lock()
 	m.gen++
 	gen := m.gen
 	m.state.Store(newPolicyState(cp, gen))
 	m.mu.Unlock()
-	m.log.Info("authmw: policy replaced", "generation", gen)
+	m.log.Info("authmw: policy replaced", "generation", gen, "policy_version", policyVersion(&cp.Policy))
 	return nil
 }
 

@@ -89,7 +89,7 @@ func TestTokens(t *testing.T) {
 		{"stripped signature", stripped, 401, ReasonMalformedToken},
 		{"tampered payload", tampered, 401, ReasonInvalidSignature},
 		{"known kid, other key", forge(map[string]any{"alg": "RS256", "kid": kid}, claimsMap(e.claims(1)), rs256(attacker)), 401, ReasonInvalidSignature},
-		{"no kid, other key", forge(map[string]any{"alg": "RS256"}, claimsMap(e.claims(1)), rs256(attacker)), 401, ReasonInvalidSignature},
+		{"no kid (Entra always sends one)", forge(map[string]any{"alg": "RS256"}, claimsMap(e.claims(1)), rs256(attacker)), 401, ReasonUnknownKey},
 		{"not a JWT", "abc", 401, ReasonMalformedToken},
 		{"JWS JSON serialization", `{"payload":"e30","signatures":[]}`, 401, ReasonMalformedToken},
 		{"payload not JSON", forge(map[string]any{"alg": "RS256", "kid": kid}, nil, rs256(attacker)), 401, ReasonMalformedToken},

@@ -29,6 +29,16 @@ const (
 // DefaultAuthorityHost is the Entra ID authority of the public cloud.
 const DefaultAuthorityHost = "https://login.microsoftonline.com"
 
+// DefaultMaxTokenLifetime is the default Policy.MaxTokenLifetime: it admits
+// Entra access tokens, which live at most about 28 hours.
+const DefaultMaxTokenLifetime = 30 * time.Hour
+
+// Bounds of Policy.MaxTokenLifetime.
+const (
+	minTokenLifetime = time.Minute
+	maxTokenLifetime = 720 * time.Hour
+)
+
 // DefaultClockSkew is the leeway applied to exp and nbf, like Easy Auth's grace period.
 const DefaultClockSkew = 5 * time.Minute
 
@@ -54,10 +64,13 @@ type Policy struct {
 	Issuers []string
 	// Audiences are the accepted aud values (required). Nothing is implicit.
 	Audiences []string
-	// AllowedApplications are accepted client application IDs (appid for v1, azp for v2).
+	// AllowedApplications are accepted client application IDs: for Entra issuers
+	// (TenantID) appid in v1 tokens and azp in v2 tokens; for generic issuers the
+	// claim named by ApplicationClaim. See docs/security.md, "Which claim decides what".
 	// nil: not checked; empty and non-nil: no application is accepted.
 	AllowedApplications []string
-	// AllowedIdentities are accepted object IDs (oid). Combined with AllowedGroups by OR.
+	// AllowedIdentities are accepted identities: oid for Entra issuers, sub for
+	// generic issuers. Combined with AllowedGroups by OR.
 	// nil: not checked; empty and non-nil: no identity is accepted.
 	AllowedIdentities []string
 	// AllowedGroups are accepted group object IDs (groups). Combined with AllowedIdentities by OR.
@@ -73,14 +86,25 @@ type Policy struct {
 	// caller holding a valid token for one of the Audiences then passes, whichever
 	// application or identity it is. Default false: such a policy is refused.
 	InsecureAllowAnyCaller bool
-	// AppOnly accepts only app-only tokens (idtyp=app, or oid == sub when idtyp is absent).
+	// AppOnly accepts only app-only tokens. Entra: idtyp=app, or oid == sub when
+	// idtyp is absent; generic: sub equals the application claim. Never with scp.
 	AppOnly bool
 	// BoundClaims requires each named claim to match one of the listed values; a value
-	// may be a glob with '*' (like Vault's JWT auth bound_claims). A list-valued claim
-	// matches when any element matches.
+	// may be a glob (like Vault's JWT auth bound_claims) where '*' matches within one
+	// path segment (never '/') and '**' matches across segments. Strings compare by
+	// value, numbers and booleans by their exact JSON text ("2" never matches 2.0).
+	// A list-valued claim matches when any element matches.
 	BoundClaims map[string][]string
 	// ClaimMappings copies claim values into Principal.Metadata: metadata key -> claim name.
 	ClaimMappings map[string]string
+	// ApplicationClaim names the claim that holds the calling application for
+	// generic issuers (Policy.Issuers): "azp" (default) or "client_id" (RFC 9068).
+	// Only that claim is read, never a fallback. Entra issuers (TenantID) pick
+	// appid or azp by token version instead.
+	ApplicationClaim string
+	// MaxTokenLifetime refuses tokens whose exp - iat exceeds it (and tokens
+	// without iat); default DefaultMaxTokenLifetime, range 1m to 720h.
+	MaxTokenLifetime time.Duration
 	// MaxTokenAge rejects tokens whose iat is older than this; 0 means not checked,
 	// otherwise 1m to 24h.
 	MaxTokenAge time.Duration
@@ -103,10 +127,30 @@ type Policy struct {
 	// DisableWWWAuthenticate omits the WWW-Authenticate header from 401 responses
 	// (Easy Auth's login.disableWWWAuthenticate).
 	DisableWWWAuthenticate bool
+	// AllowedClientCIDRs, when non-nil, admits only requests whose client address is in
+	// one of these CIDR blocks ("10.0.0.0/8", "2001:db8::/32"; a bare address is that one
+	// address), like Vault's bound_cidrs. The client address is the connection's peer
+	// address (http.Request.RemoteAddr), or, when the peer is in TrustedProxies, the
+	// address X-Forwarded-For names (see TrustedProxies). Any other request on a
+	// protected path is answered 403 client_address_not_allowed before its token is
+	// read; ExcludedPaths are not checked. It is applied by Handler and Check (Verify
+	// has no request). nil: not checked; empty and non-nil: no address is accepted.
+	AllowedClientCIDRs []string
+	// TrustedProxies are the CIDR blocks of the reverse proxies in front of the service.
+	// Only when the connection comes from one of them is X-Forwarded-For read: its entries
+	// are walked from the right, skipping trusted proxies, and the first other address is
+	// the client (all trusted: the leftmost). A trusted proxy that sends no usable
+	// X-Forwarded-For leaves the client unknown, which AllowedClientCIDRs refuses.
+	// Default none: X-Forwarded-For is never believed.
+	TrustedProxies []string
+	// UserClaim names the claim whose string value becomes Principal.Name, like Vault's
+	// user_claim; a token without it, or with a non-string or empty value, is refused
+	// 403 claim_mismatch. "" (the default): Principal.Name is not set.
+	UserClaim string
 }
 
-// ErrInvalidPolicy is wrapped by every problem Policy.Validate, ConfigFromEnv,
-// ParseAuthSettingsV2 and LoadPolicyFile report, so callers can test for it with errors.Is.
+// ErrInvalidPolicy is wrapped by every problem Policy.Validate, ConfigFromEnv and
+// LoadPolicyFile report, so callers can test for it with errors.Is.
 // The problems' messages do not repeat its text.
 var ErrInvalidPolicy = errors.New("authmw: invalid policy")
 
@@ -186,6 +230,7 @@ type durationRange struct {
 var durationRanges = map[string]durationRange{
 	"ClockSkew":          {time.Second, 10 * time.Minute, "the default, 5m"},
 	"MaxTokenAge":        {time.Minute, 24 * time.Hour, "not checked"},
+	"MaxTokenLifetime":   {minTokenLifetime, maxTokenLifetime, "the default, 30h"},
 	"PolicyFileInterval": {time.Second, 5 * time.Minute, "the default, 5s"},
 	"KeyRefreshInterval": {5 * time.Minute, 24 * time.Hour, "the default, 12h"},
 	"UnknownKeyInterval": {time.Second, 10 * time.Minute, "the default, 30s"},
@@ -285,6 +330,8 @@ func (p Policy) problems() []policyProblem {
 		{"AllowedGroups", p.AllowedGroups},
 		{"AllowedTenants", p.AllowedTenants},
 		{"RequiredRoles", p.RequiredRoles},
+		{"AllowedClientCIDRs", p.AllowedClientCIDRs},
+		{"TrustedProxies", p.TrustedProxies},
 	}
 	for _, l := range lists {
 		for i, it := range l.items {
@@ -303,10 +350,15 @@ func (p Policy) problems() []policyProblem {
 	for _, f := range []struct {
 		field string
 		d     time.Duration
-	}{{"ClockSkew", p.ClockSkew}, {"MaxTokenAge", p.MaxTokenAge}} {
+	}{{"ClockSkew", p.ClockSkew}, {"MaxTokenAge", p.MaxTokenAge}, {"MaxTokenLifetime", p.MaxTokenLifetime}} {
 		if msg := checkDuration(f.field, f.d); msg != "" {
 			add(f.field, "%s", msg)
 		}
+	}
+	switch p.ApplicationClaim {
+	case "", "azp", "client_id":
+	default:
+		add("ApplicationClaim", "%q is not supported: use \"azp\" (default) or \"client_id\" (RFC 9068)", p.ApplicationClaim)
 	}
 	for i, e := range p.ExcludedPaths {
 		if msg := checkExcludedPath(e); msg != "" {
@@ -335,6 +387,7 @@ func (p Policy) problems() []policyProblem {
 			add("ClaimMappings", "entry %q -> %q needs both a metadata key and a claim name", key, claim)
 		}
 	}
+	probs = append(probs, clientProblems(p)...)
 	return probs
 }
 

@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// EnvVars lists every environment variable ConfigFromEnv reads, in documentation order.
-var EnvVars = []string{
+// EnvVars returns every environment variable ConfigFromEnv reads, in documentation
+// order. The slice is the caller's own: changing it changes nothing in authmw.
+func EnvVars() []string { return slices.Clone(envVars) }
+
+// envVars lists every environment variable ConfigFromEnv reads, in documentation order.
+var envVars = []string{
 	"AUTHMW_TENANT_ID",
 	"AUTHMW_AUTHORITY_HOST",
 	"AUTHMW_ISSUER",
@@ -31,14 +34,19 @@ var EnvVars = []string{
 	"AUTHMW_EASYAUTH_HEADERS",
 	"AUTHMW_APP_ONLY",
 	"AUTHMW_MAX_TOKEN_AGE",
+	"AUTHMW_MAX_TOKEN_LIFETIME",
+	"AUTHMW_APPLICATION_CLAIM",
 	"AUTHMW_BOUND_CLAIMS",
 	"AUTHMW_CLAIM_MAPPINGS",
+	"AUTHMW_ALLOWED_CLIENT_CIDRS",
+	"AUTHMW_TRUSTED_PROXIES",
 	"AUTHMW_DISABLE_WWW_AUTHENTICATE",
 	"AUTHMW_POLICY_FILE_INTERVAL",
 	"AUTHMW_ALGORITHMS",
 	"AUTHMW_KEY_REFRESH_INTERVAL",
 	"AUTHMW_UNKNOWN_KEY_INTERVAL",
 	"AUTHMW_CACHE_SIZE",
+	"AUTHMW_AUDIT_ALLOWED",
 }
 
 // envForField names, for each Policy field Validate can complain about, the
@@ -57,44 +65,49 @@ var envForField = map[string]struct{ env, file string }{
 	"UnauthenticatedAction":  {"AUTHMW_UNAUTHENTICATED_ACTION", "globalValidation.unauthenticatedClientAction"},
 	"ClockSkew":              {"AUTHMW_CLOCK_SKEW", "f2fauth.clockSkew"},
 	"MaxTokenAge":            {"AUTHMW_MAX_TOKEN_AGE", "f2fauth.maxTokenAge"},
+	"MaxTokenLifetime":       {"AUTHMW_MAX_TOKEN_LIFETIME", "f2fauth.maxTokenLifetime"},
+	"ApplicationClaim":       {"AUTHMW_APPLICATION_CLAIM", "f2fauth.applicationClaim"},
 	"BoundClaims":            {"AUTHMW_BOUND_CLAIMS", "f2fauth.boundClaims"},
 	"ClaimMappings":          {"AUTHMW_CLAIM_MAPPINGS", "f2fauth.claimMappings"},
 	"AppOnly":                {"AUTHMW_APP_ONLY", "f2fauth.appOnly"},
 	"InsecureAllowAnyCaller": {"AUTHMW_INSECURE_ALLOW_ANY_CALLER", ""},
+	"AllowedClientCIDRs":     {"AUTHMW_ALLOWED_CLIENT_CIDRS", ""},
+	"TrustedProxies":         {"AUTHMW_TRUSTED_PROXIES", ""},
 	"PolicyFileInterval":     {"AUTHMW_POLICY_FILE_INTERVAL", ""},
 	"KeyRefreshInterval":     {"AUTHMW_KEY_REFRESH_INTERVAL", ""},
 	"UnknownKeyInterval":     {"AUTHMW_UNKNOWN_KEY_INTERVAL", ""},
 }
 
 // ConfigFromEnv reads a Config from the AUTHMW_* environment variables listed in
-// EnvVars, using getenv; when getenv is nil or os.Getenv it reads the process
-// environment with os.LookupEnv, which also tells a variable set to "" from an unset one. It fills
+// [EnvVars], asking lookup for each; lookup nil means os.LookupEnv (the process
+// environment). lookup reports whether a variable is set, so a variable set to "" is
+// told from an unset one (a map stands in with
+// func(k string) (string, bool) { v, ok := env[k]; return v, ok }). It fills
 // Config.Policy, Config.PolicyFile and the Config fields that have a variable; callers
 // set the rest (Logger, HTTPClient, ...). An unset or empty variable means the default,
 // except for the allow-lists below.
 //
 // Lists are comma-separated; spaces around items are trimmed and empty items dropped.
 // An allow-list (AUTHMW_ALLOWED_*, AUTHMW_REQUIRED_ROLES) that is set but lists no
-// item ("," or " ", or "" in the process environment) accepts nobody: it never turns its check
-// off. Durations use time.ParseDuration syntax ("90s", "5m") or plain seconds ("300")
-// and must lie in their documented ranges. Booleans use strconv.ParseBool ("true",
-// "false", "1", "0").
+// item ("", "," or " ") accepts nobody: it never turns its check off. Durations use
+// time.ParseDuration syntax ("90s", "5m") or plain seconds ("300") and must lie in
+// their documented ranges. Booleans use strconv.ParseBool ("true", "false", "1", "0").
 //
-// When AUTHMW_POLICY_FILE is set, the file is loaded once here and the policy from
-// the environment is merged over it (MergePolicy), so audiences and the issuer may come
-// from the file; the merged result is validated. The returned Config.Policy holds only
-// the environment's settings: the Middleware reads the file itself and keeps watching it.
+// When AUTHMW_POLICY_FILE is set, the file (see [LoadPolicyFile]) is loaded once here
+// and the policy from the environment is laid over it, so audiences and the issuer may
+// come from the file: a variable with a value replaces the file's value (a list
+// replaces the file's list; an allow-list set to "" replaces it with one that accepts
+// nobody), and a boolean can only turn a check on. The merged result
+// is validated. The returned Config.Policy holds only the environment's settings: the
+// Middleware reads the file itself and keeps watching it.
 //
 // Every problem is reported together (errors.Join, after one "authmw: invalid
 // configuration: " prefix), each naming the variable and saying what to do, e.g.
 // "AUTHMW_AUDIENCES is required: set it to the callee's Application ID URI or client
 // ID". Each wraps ErrInvalidPolicy.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	// The process environment tells a variable set to "" from an unset one; a plain
-	// getenv function cannot, so there only a non-empty value counts as set.
-	lookup := os.LookupEnv
-	if getenv != nil && reflect.ValueOf(getenv).Pointer() != reflect.ValueOf(os.Getenv).Pointer() {
-		lookup = func(name string) (string, bool) { v := getenv(name); return v, v != "" }
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
 	get := func(name string) string { v, _ := lookup(name); return strings.TrimSpace(v) }
 	// list is nil when the variable is unset, and non-nil (maybe empty) when it is set.
@@ -124,6 +137,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	p.AllowedTenants = list("AUTHMW_ALLOWED_TENANTS")
 	p.RequiredRoles = list("AUTHMW_REQUIRED_ROLES")
 	p.ExcludedPaths = splitList(get("AUTHMW_EXCLUDED_PATHS"))
+	p.AllowedClientCIDRs = list("AUTHMW_ALLOWED_CLIENT_CIDRS")
+	p.TrustedProxies = splitList(get("AUTHMW_TRUSTED_PROXIES"))
 
 	if v := get("AUTHMW_UNAUTHENTICATED_ACTION"); v != "" {
 		a, err := parseUnauthenticatedAction(v)
@@ -155,6 +170,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	duration("ClockSkew", &p.ClockSkew, false)
 	duration("MaxTokenAge", &p.MaxTokenAge, false)
+	duration("MaxTokenLifetime", &p.MaxTokenLifetime, false)
+	p.ApplicationClaim = get("AUTHMW_APPLICATION_CLAIM")
 	duration("PolicyFileInterval", &c.PolicyFileInterval, true)
 	duration("KeyRefreshInterval", &c.KeyRefreshInterval, true)
 	duration("UnknownKeyInterval", &c.UnknownKeyInterval, true)
@@ -206,27 +223,36 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.CacheSize = n
 	}
+	if v := get("AUTHMW_AUDIT_ALLOWED"); v != "" {
+		switch mode := AuditMode(strings.ToLower(v)); mode {
+		case AuditSample, AuditAll, AuditNone:
+			c.AuditAllowed = mode
+		default:
+			bad("AUTHMW_AUDIT_ALLOWED", "%q is not a mode: use sample (default: every newly verified token, at most one cache hit per second), all (every request) or none (denials only)", v)
+		}
+	}
 
 	// Validate what will actually be enforced: the file (if any) with the environment over it.
 	merged := c.Policy
 	c.PolicyFile = get("AUTHMW_POLICY_FILE")
-	fileHint := ""
+	fileHint, format := "", formatAuthSettingsV2
 	if c.PolicyFile != "" {
-		fp, err := LoadPolicyFile(c.PolicyFile)
+		fp, ff, _, err := loadPolicyFile(c.PolicyFile)
 		if err != nil {
 			bad("AUTHMW_POLICY_FILE", "cannot be used: %v: fix the file or unset the variable", err)
 			return c, joinConfigErrors(errs)
 		}
-		merged = MergePolicy(fp, c.Policy)
-		fileHint = c.PolicyFile
+		merged = mergePolicy(fp, c.Policy)
+		fileHint, format = c.PolicyFile, ff
 	}
-	errs = append(errs, merged.problemErrs(settingNames(fileHint))...)
+	errs = append(errs, merged.problemErrs(settingNames(fileHint, format))...)
 	return c, joinConfigErrors(errs)
 }
 
 // settingNames returns how problems name a Policy field: by its environment variable
-// (short), and also by its key in the policy file at path, when path is set (name).
-func settingNames(path string) (name, short func(field string) string) {
+// (short), and also by its key in the policy file at path, of the given format, when
+// path is set (name).
+func settingNames(path string, format policyFormat) (name, short func(field string) string) {
 	short = func(field string) string {
 		if m, ok := envForField[field]; ok {
 			return m.env
@@ -234,8 +260,8 @@ func settingNames(path string) (name, short func(field string) string) {
 		return "Policy." + field
 	}
 	name = func(field string) string {
-		if m := envForField[field]; path != "" && m.file != "" {
-			return m.env + " (or " + m.file + " in AUTHMW_POLICY_FILE " + path + ")"
+		if key := format.fileKey(field); path != "" && key != "" {
+			return short(field) + " (or " + key + " in AUTHMW_POLICY_FILE " + path + ")"
 		}
 		return short(field)
 	}

@@ -3,6 +3,7 @@ package authmw
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,9 +14,13 @@ import (
 	"time"
 )
 
-func envFunc(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+// envFunc is a lookup function over m: a key present in m is set, even to "".
+func envFunc(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
+
+// unsetVar, as a value in a test table, means the variable is not set at all.
+const unsetVar = "\x00unset"
 
 func minimalEnv() map[string]string {
 	return map[string]string{"AUTHMW_TENANT_ID": tTenant, "AUTHMW_AUDIENCES": "api://callee", "AUTHMW_REQUIRED_ROLES": "R"}
@@ -152,7 +157,7 @@ func TestConfigFromEnvEachVariable(t *testing.T) {
 		{"roles set but empty: nobody", "AUTHMW_REQUIRED_ROLES", ",", func(c Config) bool {
 			return c.Policy.RequiredRoles != nil && len(c.Policy.RequiredRoles) == 0
 		}, nil},
-		{"no rule at all", "AUTHMW_REQUIRED_ROLES", "", nil, []string{"no authorization rule", "AUTHMW_ALLOWED_APPLICATIONS", "AUTHMW_INSECURE_ALLOW_ANY_CALLER"}},
+		{"no rule at all", "AUTHMW_REQUIRED_ROLES", unsetVar, nil, []string{"no authorization rule", "AUTHMW_ALLOWED_APPLICATIONS", "AUTHMW_INSECURE_ALLOW_ANY_CALLER"}},
 		{"insecure allow any caller", "AUTHMW_INSECURE_ALLOW_ANY_CALLER", "true", func(c Config) bool { return c.Policy.InsecureAllowAnyCaller }, nil},
 		{"cache size bad", "AUTHMW_CACHE_SIZE", "big", nil, []string{"AUTHMW_CACHE_SIZE", "not an integer"}},
 		{"policy file missing", "AUTHMW_POLICY_FILE", "/nonexistent/authsettings.json", nil, []string{"AUTHMW_POLICY_FILE", "fix the file or unset the variable"}},
@@ -161,6 +166,9 @@ func TestConfigFromEnvEachVariable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := minimalEnv()
 			env[tt.key] = tt.value
+			if tt.value == unsetVar {
+				delete(env, tt.key)
+			}
 			c, err := ConfigFromEnv(envFunc(env))
 			if tt.want == nil {
 				if err != nil {
@@ -277,15 +285,53 @@ func TestConfigFromEnvPolicyFile(t *testing.T) {
 	})
 }
 
-func TestConfigFromEnvNilGetenv(t *testing.T) {
-	for _, k := range EnvVars {
+// TestEnvVarsIsACopy: a caller changing the list it got changes nothing in authmw.
+func TestEnvVarsIsACopy(t *testing.T) {
+	t.Parallel()
+	got := EnvVars()
+	want := got[0]
+	got[0] = "CHANGED"
+	if again := EnvVars(); again[0] != want || len(again) != len(envVars) {
+		t.Fatalf("EnvVars()[0] = %q after a caller changed its copy; want %q", again[0], want)
+	}
+}
+
+// TestConfigFromEnvSetEmptyVsUnset: lookup says whether a variable is set, whatever
+// function it is: an allow-list set to "" accepts nobody, an unset one is not checked.
+func TestConfigFromEnvSetEmptyVsUnset(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		env    map[string]string
+		wantOK bool // AllowedApplications non-nil
+	}{
+		{"set to empty", map[string]string{"AUTHMW_ALLOWED_APPLICATIONS": ""}, true},
+		{"set to a comma", map[string]string{"AUTHMW_ALLOWED_APPLICATIONS": ","}, true},
+		{"unset", nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := minimalEnv()
+			maps.Copy(env, tt.env)
+			c, err := ConfigFromEnv(envFunc(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Policy.AllowedApplications; (got != nil) != tt.wantOK || len(got) != 0 {
+				t.Errorf("AllowedApplications = %#v; want non-nil %v and empty", got, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestConfigFromEnvNilLookup(t *testing.T) {
+	for _, k := range EnvVars() {
 		t.Setenv(k, "")
 	}
 	t.Setenv("AUTHMW_TENANT_ID", tTenant)
 	t.Setenv("AUTHMW_AUDIENCES", "api://x")
 	t.Setenv("AUTHMW_REQUIRED_ROLES", "R")
-	for name, getenv := range map[string]func(string) string{"nil": nil, "os.Getenv": os.Getenv} {
-		c, err := ConfigFromEnv(getenv)
+	for name, lookup := range map[string]func(string) (string, bool){"nil": nil, "os.LookupEnv": os.LookupEnv} {
+		c, err := ConfigFromEnv(lookup)
 		if err != nil || c.Policy.Audiences[0] != "api://x" {
 			t.Fatalf("ConfigFromEnv(%s) = %+v, %v", name, c, err)
 		}

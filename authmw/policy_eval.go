@@ -1,7 +1,11 @@
 package authmw
 
 import (
+	"bytes"
 	"fmt"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"net/url"
 	"path"
 	"slices"
@@ -29,6 +33,8 @@ type compiledPolicy struct {
 
 	excludedExact  set
 	excludedPrefix []excludedPrefix
+
+	client *clientRule // AllowedClientCIDRs and TrustedProxies; nil: not checked
 
 	// needsRawClaims tells the core to decode every claim into tokenClaims.raw:
 	// BoundClaims, ClaimMappings and EasyAuthHeaders read claims beyond the typed ones.
@@ -63,7 +69,7 @@ func (s set) has(v string) bool {
 // boundClaim is one BoundClaims entry: the claim must match one of the patterns.
 type boundClaim struct {
 	name     string
-	patterns []string
+	patterns []glob
 }
 
 // excludedPrefix is an ExcludedPaths entry written "/x/*": it matches "/x" and
@@ -90,6 +96,12 @@ func compilePolicy(p Policy) (*compiledPolicy, error) {
 	if p.UnauthenticatedAction == "" {
 		p.UnauthenticatedAction = Return401
 	}
+	if p.MaxTokenLifetime == 0 {
+		p.MaxTokenLifetime = DefaultMaxTokenLifetime
+	}
+	if p.ApplicationClaim == "" {
+		p.ApplicationClaim = "azp"
+	}
 
 	cp := &compiledPolicy{
 		Policy:       p,
@@ -106,7 +118,11 @@ func compilePolicy(p Policy) (*compiledPolicy, error) {
 	}
 	sort.Strings(names) // deterministic order, so the reported claim is stable
 	for _, name := range names {
-		cp.boundClaims = append(cp.boundClaims, boundClaim{name: name, patterns: p.BoundClaims[name]})
+		bc := boundClaim{name: name}
+		for _, pat := range p.BoundClaims[name] {
+			bc.patterns = append(bc.patterns, compileGlob(pat))
+		}
+		cp.boundClaims = append(cp.boundClaims, bc)
 	}
 	for _, e := range p.ExcludedPaths {
 		if base, ok := strings.CutSuffix(e, "/*"); ok {
@@ -118,7 +134,8 @@ func compilePolicy(p Policy) (*compiledPolicy, error) {
 		}
 		cp.excludedExact[e] = struct{}{}
 	}
-	cp.needsRawClaims = len(p.BoundClaims) > 0 || len(p.ClaimMappings) > 0 || p.EasyAuthHeaders
+	cp.needsRawClaims = len(p.BoundClaims) > 0 || len(p.ClaimMappings) > 0 || p.EasyAuthHeaders || p.UserClaim != ""
+	cp.client = newClientRule(&p)
 	return cp, nil
 }
 
@@ -132,6 +149,8 @@ func clonePolicy(p Policy) Policy {
 	p.AllowedTenants = slices.Clone(p.AllowedTenants)
 	p.RequiredRoles = slices.Clone(p.RequiredRoles)
 	p.ExcludedPaths = slices.Clone(p.ExcludedPaths)
+	p.AllowedClientCIDRs = slices.Clone(p.AllowedClientCIDRs)
+	p.TrustedProxies = slices.Clone(p.TrustedProxies)
 	if p.BoundClaims != nil {
 		bc := make(map[string][]string, len(p.BoundClaims))
 		for k, v := range p.BoundClaims {
@@ -169,12 +188,12 @@ func (cp *compiledPolicy) authorize(c *tokenClaims) *Error {
 	if cp.tenants != nil && !cp.tenants.has(c.TenantID) {
 		return forbidden(ReasonTenantNotAllowed, fmt.Sprintf("tid %q is not in AllowedTenants", c.TenantID))
 	}
-	if cp.applications != nil && !cp.applications.has(c.clientApp()) {
+	if app := c.application(cp.Policy.ApplicationClaim); cp.applications != nil && !cp.applications.has(app) {
 		return forbidden(ReasonApplicationNotAllowed,
-			fmt.Sprintf("client application (appid/azp) %q is not in AllowedApplications", c.clientApp()))
+			fmt.Sprintf("client application %q is not in AllowedApplications", truncate(app)))
 	}
 	if cp.identities != nil || cp.groups != nil {
-		ok := cp.identities.has(c.ObjectID)
+		ok := cp.identities.has(c.identity())
 		if !ok && cp.groups != nil {
 			for _, g := range c.Groups {
 				if cp.groups.has(g) {
@@ -185,13 +204,13 @@ func (cp *compiledPolicy) authorize(c *tokenClaims) *Error {
 		}
 		if !ok {
 			return forbidden(ReasonIdentityNotAllowed,
-				fmt.Sprintf("oid %q is not in AllowedIdentities and none of the token's %d groups is in AllowedGroups",
-					c.ObjectID, len(c.Groups)))
+				fmt.Sprintf("identity %q is not in AllowedIdentities and none of the token's %d groups is in AllowedGroups",
+					truncate(c.identity()), len(c.Groups)))
 		}
 	}
-	if cp.Policy.AppOnly && !c.appOnly() {
+	if cp.Policy.AppOnly && !c.appOnly(cp.Policy.ApplicationClaim) {
 		return forbidden(ReasonAppOnlyRequired,
-			fmt.Sprintf("token is not app-only (idtyp %q, oid %q, sub %q)", c.IDType, c.ObjectID, c.Subject))
+			fmt.Sprintf("token is not app-only (idtyp %q, scp present %t)", truncate(c.IDType), c.Scope != nil))
 	}
 	if cp.roles != nil {
 		ok := false
@@ -203,112 +222,164 @@ func (cp *compiledPolicy) authorize(c *tokenClaims) *Error {
 		}
 		if !ok {
 			return forbidden(ReasonRoleMissing,
-				fmt.Sprintf("token roles %q contain none of RequiredRoles %q", c.Roles, cp.Policy.RequiredRoles))
+				fmt.Sprintf("token's %d roles contain none of RequiredRoles %q", len(c.Roles), cp.Policy.RequiredRoles))
 		}
 	}
 	for i := range cp.boundClaims {
 		bc := &cp.boundClaims[i]
-		v, present := c.raw[bc.name]
+		v, present := c.claim(bc.name)
 		if !present {
 			return forbidden(ReasonClaimMismatch, fmt.Sprintf("bound claim %q is absent", bc.name))
 		}
-		if !claimMatches(v, bc.patterns) {
+		if !claimMatches(v, bc.patterns, true) {
 			return forbidden(ReasonClaimMismatch,
-				fmt.Sprintf("bound claim %q value %s matches none of %q", bc.name, describeClaim(v), bc.patterns))
+				fmt.Sprintf("bound claim %q value %s matches none of %q", bc.name, describeClaim(v), cp.Policy.BoundClaims[bc.name]))
 		}
 	}
 	return nil
 }
 
-// claimMatches reports whether a decoded JSON claim value matches any pattern.
-// Strings, numbers and booleans are compared in their JSON text form ("42", "true");
-// a list matches when any of its elements does. Objects and null never match.
-func claimMatches(v any, patterns []string) bool {
-	switch x := v.(type) {
-	case []any:
-		for _, e := range x {
-			if _, nested := e.([]any); nested {
-				continue // only one level of list, like Vault
-			}
-			if claimMatches(e, patterns) {
+// claimMatches reports whether a claim's JSON text matches any pattern.
+// Strings compare by their decoded value; numbers, true and false by their
+// exact JSON text ("2.0" never matches "2", 9007199254740993 never matches
+// 9007199254740992); a list matches when any of its elements does (one level,
+// like Vault). Objects and null never match.
+func claimMatches(v jsontext.Value, patterns []glob, top bool) bool {
+	switch v.Kind() {
+	case '"':
+		if len(v) >= 2 && !bytes.ContainsAny(v, `\`) {
+			return anyGlob(patterns, string(v[1:len(v)-1])) // no escapes: the text is the value
+		}
+		var s string
+		return json.Unmarshal(v, &s) == nil && anyGlob(patterns, s)
+	case '0', 't', 'f':
+		return anyGlob(patterns, strings.TrimSpace(string(v)))
+	case '[':
+		if !top {
+			return false
+		}
+		var items []jsontext.Value
+		if json.Unmarshal(v, &items) != nil {
+			return false
+		}
+		for _, e := range items {
+			if claimMatches(e, patterns, false) {
 				return true
 			}
 		}
-		return false
-	case []string:
-		for _, e := range x {
-			if anyGlob(patterns, e) {
-				return true
-			}
-		}
-		return false
-	case string:
-		return anyGlob(patterns, x)
-	case interface{ String() string }: // json.Number
-		return anyGlob(patterns, x.String())
-	case bool:
-		if x {
-			return anyGlob(patterns, "true")
-		}
-		return anyGlob(patterns, "false")
-	case float64:
-		var buf [32]byte
-		return anyGlob(patterns, strconv.AppendFloat(buf[:0], x, 'f', -1, 64))
-	case int64:
-		var buf [24]byte
-		return anyGlob(patterns, strconv.AppendInt(buf[:0], x, 10))
-	case int:
-		var buf [24]byte
-		return anyGlob(patterns, strconv.AppendInt(buf[:0], int64(x), 10))
-	default:
-		return false
 	}
+	return false
 }
 
-func anyGlob[T string | []byte](patterns []string, s T) bool {
-	for _, p := range patterns {
-		if globMatch(p, s) {
+func anyGlob(patterns []glob, s string) bool {
+	for i := range patterns {
+		if patterns[i].match(s) {
 			return true
 		}
 	}
 	return false
 }
 
-// globMatch reports whether s matches pattern, where '*' matches any run of
-// characters (including none) and every other byte matches itself, case-sensitively.
-// It runs in O(len(pattern)*len(s)) without allocating.
-func globMatch[T string | []byte](pattern string, s T) bool {
-	pi, si := 0, 0
-	star, mark := -1, 0
-	for si < len(s) {
+// glob is a compiled BoundClaims pattern, matched case-sensitively: "*"
+// matches any run of characters other than '/' (within one path segment),
+// "**" any run including '/'; every other byte matches itself. So
+// "/subscriptions/*/resourcegroups/rg-prod/*" cannot match a resource group
+// rg-dev whose ID has "rg-prod" further on.
+type glob []int16 // a literal byte, or globStar / globDeep
+
+const (
+	globStar int16 = -1
+	globDeep int16 = -2
+)
+
+func compileGlob(pattern string) glob {
+	g := make(glob, 0, len(pattern))
+	for i := 0; i < len(pattern); i++ {
 		switch {
-		case pi < len(pattern) && pattern[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case pi < len(pattern) && pattern[pi] == s[si]:
-			pi++
-			si++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
+		case pattern[i] != '*':
+			g = append(g, int16(pattern[i]))
+		case i+1 < len(pattern) && pattern[i+1] == '*':
+			for i+1 < len(pattern) && pattern[i+1] == '*' {
+				i++
+			}
+			g = append(g, globDeep)
 		default:
-			return false
+			g = append(g, globStar)
 		}
 	}
-	for pi < len(pattern) && pattern[pi] == '*' {
-		pi++
+	return g
+}
+
+// globMatch compiles pattern and matches s against it.
+func globMatch(pattern, s string) bool { return compileGlob(pattern).match(s) }
+
+// match runs g as an NFA over s: O(len(g)*len(s)) steps whatever the input,
+// without allocating for patterns of up to 63 elements.
+func (g glob) match(s string) bool {
+	if len(g) >= 64 {
+		return g.matchSlow(s)
 	}
-	return pi == len(pattern)
+	closure := func(st uint64) uint64 { // a star may match nothing
+		for i, t := range g {
+			if st&(1<<i) != 0 && t < 0 {
+				st |= 1 << (i + 1)
+			}
+		}
+		return st
+	}
+	cur := closure(1)
+	for j := 0; j < len(s) && cur != 0; j++ {
+		c := int16(s[j])
+		var next uint64
+		for i, t := range g {
+			if cur&(1<<i) == 0 {
+				continue
+			}
+			if t == globDeep || (t == globStar && c != '/') {
+				next |= 1 << i
+			} else if t == c {
+				next |= 1 << (i + 1)
+			}
+		}
+		cur = closure(next)
+	}
+	return cur&(1<<len(g)) != 0
+}
+
+// matchSlow is match for long patterns, with the state set in a slice.
+func (g glob) matchSlow(s string) bool {
+	cur, next := make([]bool, len(g)+1), make([]bool, len(g)+1)
+	closure := func(st []bool) {
+		for i, t := range g {
+			if st[i] && t < 0 {
+				st[i+1] = true
+			}
+		}
+	}
+	cur[0] = true
+	closure(cur)
+	for j := 0; j < len(s); j++ {
+		c := int16(s[j])
+		clear(next)
+		for i, t := range g {
+			if !cur[i] {
+				continue
+			}
+			if t == globDeep || (t == globStar && c != '/') {
+				next[i] = true
+			} else if t == c {
+				next[i+1] = true
+			}
+		}
+		closure(next)
+		cur, next = next, cur
+	}
+	return cur[len(g)]
 }
 
 // describeClaim renders a claim value for a log detail, bounded in length.
-func describeClaim(v any) string {
-	s := fmt.Sprintf("%v", v)
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return strconv.Quote(s)
+func describeClaim(v jsontext.Value) string {
+	return strconv.Quote(truncate(string(v)))
 }
 
 // excluded reports whether a request path is in Policy.ExcludedPaths and so is served

@@ -1,15 +1,18 @@
 package authmw_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/f2fauth/f2fauth/authmw"
 )
 
-// ConfigFromEnv reads the AUTHMW_* variables; here a map stands in for os.Getenv.
+// ConfigFromEnv reads the AUTHMW_* variables; here a map stands in for os.LookupEnv.
 func ExampleConfigFromEnv() {
 	env := map[string]string{
 		"AUTHMW_TENANT_ID":            "72f988bf-86f1-41af-91ab-2d7cd011db47",
@@ -18,7 +21,7 @@ func ExampleConfigFromEnv() {
 		"AUTHMW_REQUIRED_ROLES":       "Callee.Invoke",
 		"AUTHMW_EXCLUDED_PATHS":       "/api/healthz",
 	}
-	cfg, err := authmw.ConfigFromEnv(func(k string) string { return env[k] })
+	cfg, err := authmw.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -34,7 +37,7 @@ func ExampleConfigFromEnv_errors() {
 		"AUTHMW_REQUIRED_ROLES": "Callee.Invoke",
 		"AUTHMW_CLOCK_SKEW":     "five minutes",
 	}
-	_, err := authmw.ConfigFromEnv(func(k string) string { return env[k] })
+	_, err := authmw.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	fmt.Println(errors.Is(err, authmw.ErrInvalidPolicy))
 	fmt.Println(err)
 	// Output:
@@ -43,9 +46,13 @@ func ExampleConfigFromEnv_errors() {
 	// AUTHMW_AUDIENCES is required: set it to the callee's Application ID URI or client ID
 }
 
-// ParseAuthSettingsV2 turns an exported Easy Auth configuration into a Policy.
-func ExampleParseAuthSettingsV2() {
-	doc := []byte(`{
+// LoadPolicyFile reads an exported Easy Auth configuration (authsettingsV2) into a
+// Policy; here the file also carries the f2fauth extension block.
+func ExampleLoadPolicyFile() {
+	dir, _ := os.MkdirTemp("", "authmw-example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "authsettings.json")
+	_ = os.WriteFile(path, []byte(`{
 	  "globalValidation": {"requireAuthentication": true, "unauthenticatedClientAction": "Return401",
 	                       "excludedPaths": ["/api/healthz"]},
 	  "identityProviders": {"azureActiveDirectory": {"enabled": true,
@@ -54,8 +61,9 @@ func ExampleParseAuthSettingsV2() {
 	    "validation": {"allowedAudiences": ["api://f2fauth-callee"],
 	      "defaultAuthorizationPolicy": {"allowedApplications": ["0b7e1e5a-6a2b-4f7e-9c1e-2f2f2f2f2f2f"]}}}},
 	  "f2fauth": {"requiredRoles": ["Callee.Invoke"], "appOnly": true}
-	}`)
-	p, err := authmw.ParseAuthSettingsV2(doc)
+	}`), 0o600)
+
+	p, err := authmw.LoadPolicyFile(path)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -73,23 +81,43 @@ func ExampleParseAuthSettingsV2() {
 	// valid: true
 }
 
-// LoadPolicyFile reads the file; MergePolicy lays other settings over it.
-func ExampleLoadPolicyFile() {
+// A file may leave settings to the environment: AUTHMW_POLICY_FILE names it and the
+// AUTHMW_* variables that are set replace the file's values. Here the file names the
+// issuer and the audience, the environment the allowed application.
+func ExampleNewFromEnv_policyFile() {
+	idp, token := startIdP()
+	defer idp.Close()
+
 	dir, _ := os.MkdirTemp("", "authmw-example")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "authsettings.json")
-	_ = os.WriteFile(path, []byte(`{"properties": {"identityProviders": {"azureActiveDirectory": {
-	  "registration": {"openIdIssuer": "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
-	                   "clientId": "11111111-1111-1111-1111-111111111111"}}}}}`), 0o600)
+	_ = os.WriteFile(path, []byte(`{"identityProviders": {"azureActiveDirectory": {
+	  "registration": {"openIdIssuer": "`+idp.IssuerV2()+`"},
+	  "validation": {"allowedAudiences": ["api://callee"]}}}}`), 0o600)
 
-	fromFile, err := authmw.LoadPolicyFile(path)
+	env := map[string]string{
+		"AUTHMW_POLICY_FILE":          path,
+		"AUTHMW_ALLOWED_APPLICATIONS": "caller-app-id",
+	}
+	m, err := authmw.NewFromEnv(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	p := authmw.MergePolicy(fromFile, authmw.Policy{RequiredRoles: []string{"Callee.Invoke"}})
-	fmt.Println(p.TenantID, p.AuthorityHost, p.Audiences, p.RequiredRoles, p.Validate() == nil)
-	// Output: 72f988bf-86f1-41af-91ab-2d7cd011db47 https://login.microsoftonline.com [11111111-1111-1111-1111-111111111111] [Callee.Invoke] true
+	defer m.Close()
+	p := m.Policy()
+	fmt.Println(p.Audiences, p.AllowedApplications)
+
+	waitCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.WaitReady(waitCtx); err != nil {
+		log.Fatal(err)
+	}
+	caller, err := m.Verify(context.Background(), token)
+	fmt.Println(caller.AppID, err)
+	// Output:
+	// [api://callee] [caller-app-id]
+	// caller-app-id <nil>
 }
 
 // Validate reports every problem, each naming the Policy field.

@@ -17,29 +17,46 @@ import (
 // maxPolicyFileBytes bounds a policy file; real authsettingsV2 documents are a few KiB.
 const maxPolicyFileBytes = 1 << 20
 
-// LoadPolicyFile reads a policy from a JSON file in the shape of Easy Auth's
-// authsettingsV2 (see ParseAuthSettingsV2). The result is not validated on its own,
-// because environment settings may complete it: merge it (MergePolicy) and call
-// Policy.Validate on the result. Errors name the file and wrap ErrInvalidPolicy when
-// the content is at fault.
+// LoadPolicyFile reads a policy from a JSON file: an Easy Auth authsettingsV2
+// document (the ARM properties object, a whole resource document, the output of
+// `az webapp auth show`, or the WEBSITE_AUTH_V2_CONFIG_JSON value; mapping in the
+// README, "Easy Auth authsettingsV2 -> f2fauth") or a Vault/OpenBao JWT auth role
+// (the body of `vault write` or the output of `vault read -format=json`; mapping in
+// docs/vault-role.md), told apart by their keys. Parsing is strict: an unknown or
+// repeated key, or a setting authmw cannot honour, is an error. Role fields that only
+// shape the token Vault issues (token_policies, ...) are skipped; the Middleware logs
+// them when it loads the file.
+//
+// The result is not validated on its own, because other settings may complete it:
+// set what is missing and call Policy.Validate, or give the path to New as
+// Config.PolicyFile (or AUTHMW_POLICY_FILE), which lays Config.Policy over the file,
+// validates the result and watches the file. Errors name the file and wrap
+// ErrInvalidPolicy when the content is at fault.
 func LoadPolicyFile(path string) (Policy, error) {
+	p, _, _, err := loadPolicyFile(path)
+	return p, err
+}
+
+// loadPolicyFile is LoadPolicyFile also returning the file's format and the fields it
+// read but does not honour (to be logged).
+func loadPolicyFile(path string) (Policy, policyFormat, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Policy{}, fmt.Errorf("policy file: %w", err)
+		return Policy{}, 0, nil, fmt.Errorf("policy file: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFileBytes+1))
 	if err != nil {
-		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
+		return Policy{}, 0, nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
 	if len(data) > maxPolicyFileBytes {
-		return Policy{}, invalidPolicy("policy file %s is larger than %d bytes", path, maxPolicyFileBytes)
+		return Policy{}, 0, nil, invalidPolicy("policy file %s is larger than %d bytes", path, maxPolicyFileBytes)
 	}
-	p, err := ParseAuthSettingsV2(data)
+	p, format, ignored, err := parsePolicyDocument(data)
 	if err != nil {
-		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
+		return Policy{}, 0, nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
-	return p, nil
+	return p, format, ignored, nil
 }
 
 // authSettingsV2 is the part of Easy Auth's authsettingsV2 properties that authmw
@@ -92,6 +109,8 @@ type f2fExtension struct {
 	BoundClaims            map[string]stringOrList `json:"boundClaims"`
 	ClaimMappings          map[string]string       `json:"claimMappings"`
 	MaxTokenAge            *jsonDuration           `json:"maxTokenAge"`
+	MaxTokenLifetime       *jsonDuration           `json:"maxTokenLifetime"`
+	ApplicationClaim       string                  `json:"applicationClaim"`
 	ClockSkew              *jsonDuration           `json:"clockSkew"`
 	EasyAuthHeaders        *bool                   `json:"easyAuthHeaders"`
 	DisableWWWAuthenticate *bool                   `json:"disableWWWAuthenticate"`
@@ -126,7 +145,7 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseAuthSettingsV2 reads a Policy from an Easy Auth authsettingsV2 document. It
+// parseAuthSettingsV2 reads a Policy from an Easy Auth authsettingsV2 document. It
 // accepts the ARM properties object, a whole resource document ({"id": ...,
 // "properties": {...}}), the output of `az webapp auth show`, and the
 // WEBSITE_AUTH_V2_CONFIG_JSON app setting (also when that is given as a JSON string).
@@ -142,7 +161,7 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 // provider, RedirectToLoginPage, a multi-tenant openIdIssuer. Syntax errors give the
 // line and column. The result is not validated as a whole (see LoadPolicyFile).
 // Errors wrap ErrInvalidPolicy.
-func ParseAuthSettingsV2(data []byte) (Policy, error) {
+func parseAuthSettingsV2(data []byte) (Policy, error) {
 	if !utf8.Valid(data) {
 		return Policy{}, invalidPolicy("authsettingsV2: the document is not valid UTF-8")
 	}
@@ -232,7 +251,7 @@ var authSettingsSchema = func() keySchema {
 			with("jwtClaimChecks", schemaKeys("allowedGroups", "allowedClientApplications")).
 			with("defaultAuthorizationPolicy", schemaKeys("allowedApplications").
 				with("allowedPrincipals", schemaKeys("groups", "identities"))))
-	f2f := schemaKeys("requiredRoles", "allowedTenants", "appOnly", "maxTokenAge", "clockSkew", "easyAuthHeaders",
+	f2f := schemaKeys("requiredRoles", "allowedTenants", "appOnly", "maxTokenAge", "maxTokenLifetime", "applicationClaim", "clockSkew", "easyAuthHeaders",
 		"disableWWWAuthenticate", "tenantId", "authorityHost", "issuers", "audiences").
 		with("boundClaims", anyKeys).with("claimMappings", anyKeys)
 	props := schemaKeys("platform", "login", "httpSettings", "clearInboundClaimsMapping").
@@ -448,6 +467,12 @@ func (ext *f2fExtension) applyTo(p *Policy) {
 	if ext.MaxTokenAge != nil {
 		p.MaxTokenAge = time.Duration(*ext.MaxTokenAge)
 	}
+	if ext.MaxTokenLifetime != nil {
+		p.MaxTokenLifetime = time.Duration(*ext.MaxTokenLifetime)
+	}
+	if ext.ApplicationClaim != "" {
+		p.ApplicationClaim = ext.ApplicationClaim
+	}
 	if ext.ClockSkew != nil {
 		p.ClockSkew = time.Duration(*ext.ClockSkew)
 	}
@@ -515,12 +540,12 @@ func appendUnique(dst []string, add ...string) []string {
 	return dst
 }
 
-// MergePolicy returns base with every set field of override replacing base's: a
+// mergePolicy returns base with every set field of override replacing base's: a
 // non-empty string or map, a non-nil list (also an empty one, which accepts nobody), a
 // non-zero duration, or a true boolean. (An override therefore cannot turn a boolean
 // back to false, nor remove a list.) Lists are replaced, not merged. ConfigFromEnv and
 // the policy-file watcher use it to lay the environment's settings over the file's.
-func MergePolicy(base, override Policy) Policy {
+func mergePolicy(base, override Policy) Policy {
 	out := base
 	str := func(dst *string, v string) {
 		if v != "" {
@@ -542,6 +567,9 @@ func MergePolicy(base, override Policy) Policy {
 	list(&out.AllowedTenants, override.AllowedTenants)
 	list(&out.RequiredRoles, override.RequiredRoles)
 	list(&out.ExcludedPaths, override.ExcludedPaths)
+	list(&out.AllowedClientCIDRs, override.AllowedClientCIDRs)
+	list(&out.TrustedProxies, override.TrustedProxies)
+	str(&out.UserClaim, override.UserClaim)
 	if override.AppOnly {
 		out.AppOnly = true
 	}
@@ -556,6 +584,12 @@ func MergePolicy(base, override Policy) Policy {
 	}
 	if override.ClockSkew != 0 {
 		out.ClockSkew = override.ClockSkew
+	}
+	if override.MaxTokenLifetime != 0 {
+		out.MaxTokenLifetime = override.MaxTokenLifetime
+	}
+	if override.ApplicationClaim != "" {
+		out.ApplicationClaim = override.ApplicationClaim
 	}
 	if override.UnauthenticatedAction != "" {
 		out.UnauthenticatedAction = override.UnauthenticatedAction

@@ -130,9 +130,9 @@ func TestParseAuthSettingsV2(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseAuthSettingsV2([]byte(tt.doc))
+			got, err := parseAuthSettingsV2([]byte(tt.doc))
 			if err != nil {
-				t.Fatalf("ParseAuthSettingsV2: %v", err)
+				t.Fatalf("parseAuthSettingsV2: %v", err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got\n%#v\nwant\n%#v", got, tt.want)
@@ -142,7 +142,7 @@ func TestParseAuthSettingsV2(t *testing.T) {
 }
 
 func TestParseAuthSettingsV2ExportedIsUsable(t *testing.T) {
-	p, err := ParseAuthSettingsV2([]byte(exportedAuthSettingsV2))
+	p, err := parseAuthSettingsV2([]byte(exportedAuthSettingsV2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestParseAuthSettingsV2Errors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseAuthSettingsV2([]byte(tt.doc))
+			_, err := parseAuthSettingsV2([]byte(tt.doc))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -257,7 +257,7 @@ func TestMergePolicy(t *testing.T) {
 	base.AppOnly = true
 	base.ClockSkew = time.Minute
 	t.Run("zero override keeps base", func(t *testing.T) {
-		if got := MergePolicy(base, Policy{}); !reflect.DeepEqual(got, base) {
+		if got := mergePolicy(base, Policy{}); !reflect.DeepEqual(got, base) {
 			t.Errorf("got %+v", got)
 		}
 	})
@@ -269,24 +269,25 @@ func TestMergePolicy(t *testing.T) {
 			BoundClaims: map[string][]string{"c": {"v"}}, ClaimMappings: map[string]string{"k": "c"},
 			MaxTokenAge: time.Hour, ClockSkew: 2 * time.Minute, ExcludedPaths: []string{"/p"},
 			UnauthenticatedAction: Return403, EasyAuthHeaders: true, DisableWWWAuthenticate: true,
-			InsecureAllowAnyCaller: true,
+			InsecureAllowAnyCaller: true, AllowedClientCIDRs: []string{"10.0.0.0/8"}, TrustedProxies: []string{"10.1.0.0/16"},
+			UserClaim: "oid", ApplicationClaim: "client_id", MaxTokenLifetime: time.Hour,
 		}
-		got := MergePolicy(base, over)
+		got := mergePolicy(base, over)
 		over.AppOnly = true // base's true stays
 		if !reflect.DeepEqual(got, over) {
 			t.Errorf("got\n%+v\nwant\n%+v", got, over)
 		}
 	})
 	t.Run("an empty list overrides: nobody", func(t *testing.T) {
-		got := MergePolicy(base, Policy{AllowedApplications: []string{}, RequiredRoles: []string{}})
+		got := mergePolicy(base, Policy{AllowedApplications: []string{}, RequiredRoles: []string{}})
 		if got.AllowedApplications == nil || len(got.AllowedApplications) != 0 || got.RequiredRoles == nil || len(got.RequiredRoles) != 0 {
 			t.Errorf("empty override lists not applied: %#v %#v", got.AllowedApplications, got.RequiredRoles)
 		}
 	})
 	t.Run("every field covered", func(t *testing.T) {
-		// If a field is added to Policy, MergePolicy must learn it: this counts the fields.
-		if n := reflect.TypeFor[Policy]().NumField(); n != 19 {
-			t.Errorf("Policy has %d fields; update MergePolicy and this test", n)
+		// If a field is added to Policy, mergePolicy must learn it: this counts the fields.
+		if n := reflect.TypeFor[Policy]().NumField(); n != 24 {
+			t.Errorf("Policy has %d fields; update mergePolicy and this test", n)
 		}
 	})
 }
@@ -313,14 +314,14 @@ func FuzzParseAuthSettingsV2(f *testing.F) {
 	f.Add([]byte("{\n  \"platform\": {,}\n}"))
 	f.Add([]byte(`{"properties":{"globalValidation":{}},"globalValidation":{}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := ParseAuthSettingsV2(data)
+		p, err := parseAuthSettingsV2(data)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidPolicy) {
 				t.Fatalf("error does not wrap ErrInvalidPolicy: %v", err)
 			}
 			return
 		}
-		if cp, err := compilePolicy(MergePolicy(p, Policy{TenantID: tTenant, Audiences: []string{"a"}, InsecureAllowAnyCaller: true})); err == nil {
+		if cp, err := compilePolicy(mergePolicy(p, Policy{TenantID: tTenant, Audiences: []string{"a"}, InsecureAllowAnyCaller: true})); err == nil {
 			_ = cp.authorize(appToken())
 			_ = cp.excluded("/api/x")
 		}

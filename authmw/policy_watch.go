@@ -23,7 +23,7 @@ type policyTarget interface {
 // startPolicyWatcher polls the policy file at path every interval until ctx is done.
 // When the content changes (by stat — modification time and size — or by SHA-256 of
 // the bytes, so a same-size rewrite within the file system's timestamp granularity is
-// still seen), the file is parsed, override is merged over it (MergePolicy) and the
+// still seen), the file is parsed, override is merged over it (mergePolicy) and the
 // result, when it differs from target's active policy, is passed to target.SetPolicy.
 // The first poll reads the file too, so a change made while the Middleware started is
 // not missed. An unreadable or invalid file, a change that would turn an active check
@@ -123,18 +123,22 @@ func (w *policyWatcher) poll() {
 		w.logger.Warn("authmw: policy file change "+msg+"; keeping the current policy",
 			slog.String("path", w.path), slog.String("error", err.Error()))
 	}
-	var fp Policy
+	var (
+		fp      Policy
+		format  policyFormat
+		ignored []string
+	)
 	if len(data) > maxPolicyFileBytes {
 		err = invalidPolicy("policy file %s is larger than %d bytes", w.path, maxPolicyFileBytes)
 	} else {
-		fp, err = ParseAuthSettingsV2(data)
+		fp, format, ignored, err = parsePolicyDocument(data)
 	}
 	if err != nil {
 		reject("rejected", err)
 		return
 	}
-	merged := MergePolicy(fp, w.override)
-	if errs := merged.problemErrs(settingNames(w.path)); len(errs) > 0 {
+	merged := mergePolicy(fp, w.override)
+	if errs := merged.problemErrs(settingNames(w.path, format)); len(errs) > 0 {
 		reject("rejected", errors.Join(errs...))
 		return
 	}
@@ -147,7 +151,7 @@ func (w *policyWatcher) poll() {
 	if reflect.DeepEqual(next.Policy, active) {
 		return
 	}
-	if off := checksTurnedOff(active, next.Policy); len(off) > 0 {
+	if off := checksTurnedOff(active, next.Policy, format); len(off) > 0 {
 		reject("refused", invalidPolicy("it would turn off the check of %s: turning a check off needs a restart "+
 			"(to let nobody pass, keep the setting with an empty list [])", strings.Join(off, ", ")))
 		return
@@ -156,16 +160,27 @@ func (w *policyWatcher) poll() {
 		reject("could not be applied", err)
 		return
 	}
-	w.logger.Info("authmw: policy file change applied", slog.String("path", w.path))
+	// SetPolicy logged the event ("authmw: policy replaced"); one message per event.
+	w.logger.Debug("authmw: policy file change applied", slog.String("path", w.path))
+	logIgnoredFields(w.logger, w.path, ignored)
 }
 
-// checksTurnedOff names (by setting) each check that old enforces and next does not
-// enforce at all. Both are compiled policies (defaults filled).
-func checksTurnedOff(old, next Policy) []string {
+// checksTurnedOff names (by setting, with the keys of a file in format) each check
+// that old enforces and next does not enforce at all. Both are compiled policies
+// (defaults filled).
+func checksTurnedOff(old, next Policy, format policyFormat) []string {
 	var off []string
 	name := func(field string) string {
-		m := envForField[field]
-		return m.file + " (" + m.env + ")"
+		key, env := format.fileKey(field), envForField[field].env
+		switch {
+		case key != "" && env != "":
+			return key + " (" + env + ")"
+		case key != "":
+			return key
+		case env != "":
+			return env
+		}
+		return "Policy." + field
 	}
 	for _, l := range []struct {
 		field     string
@@ -180,6 +195,8 @@ func checksTurnedOff(old, next Policy) []string {
 		{"MaxTokenAge", old.MaxTokenAge != 0, next.MaxTokenAge != 0},
 		{"UnauthenticatedAction", old.UnauthenticatedAction != AllowAnonymous, next.UnauthenticatedAction != AllowAnonymous},
 		{"ExcludedPaths", !slices.Contains(old.ExcludedPaths, "/*"), !slices.Contains(next.ExcludedPaths, "/*")},
+		{"AllowedClientCIDRs", old.AllowedClientCIDRs != nil, next.AllowedClientCIDRs != nil},
+		{"UserClaim", old.UserClaim != "", next.UserClaim != ""},
 	} {
 		if l.old && !l.next {
 			off = append(off, name(l.field))

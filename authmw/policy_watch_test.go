@@ -56,11 +56,11 @@ type applyRecorder struct {
 // newRecorder returns a recorder whose active policy is doc merged with override.
 func newRecorder(t *testing.T, doc string, override Policy) *applyRecorder {
 	t.Helper()
-	fp, err := ParseAuthSettingsV2([]byte(doc))
+	fp, err := parseAuthSettingsV2([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := compilePolicy(MergePolicy(fp, override))
+	cp, err := compilePolicy(mergePolicy(fp, override))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestChecksTurnedOff(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			next := clonePolicy(full)
 			tt.change(&next)
-			off := strings.Join(checksTurnedOff(full, next), "; ")
+			off := strings.Join(checksTurnedOff(full, next, formatAuthSettingsV2), "; ")
 			if (tt.want == "") != (off == "") || !strings.Contains(off, tt.want) {
 				t.Errorf("checksTurnedOff = %q, want %q", off, tt.want)
 			}

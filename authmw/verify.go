@@ -1,14 +1,14 @@
 package authmw
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/f2fauth/f2fauth/internal/jwks"
 )
@@ -32,8 +32,8 @@ func (m *Middleware) verify(ctx context.Context, raw string, st *policyState) (*
 	if raw == "" {
 		return nil, false, errNoToken
 	}
-	if len(raw) > MaxTokenBytes {
-		return nil, false, invalid(ReasonMalformedToken, fmt.Sprintf("token of %d bytes exceeds %d", len(raw), MaxTokenBytes), nil)
+	if len(raw) > maxTokenBytes {
+		return nil, false, invalid(ReasonMalformedToken, fmt.Sprintf("token of %d bytes exceeds %d", len(raw), maxTokenBytes), nil)
 	}
 	now := m.cfg.Now()
 	t0 := m.tel.verifyStart(ctx) // OpenTelemetry (telemetry.go)
@@ -57,29 +57,17 @@ func (m *Middleware) verify(ctx context.Context, raw string, st *policyState) (*
 func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState, now time.Time) (*Principal, time.Time, *jwks.KeySet, jwks.KeyID, *Error) {
 	var zero time.Time
 	var nokey jwks.KeyID
-	// Split the compact JWS; the key set checks the header and signature.
-	dot1 := strings.IndexByte(raw, '.')
-	if dot1 <= 0 {
-		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "not a compact JWS (header.payload.signature)", nil)
-	}
-	dot2 := strings.IndexByte(raw[dot1+1:], '.') + dot1 + 1
-	if dot2 <= dot1 || strings.IndexByte(raw[dot2+1:], '.') >= 0 {
-		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "not a compact JWS (header.payload.signature)", nil)
-	}
-
-	// Decode the claims once, before the signature check, to route by iss. They
-	// are the attacker's words until the signature is verified below: nothing but
-	// the routing uses them before that.
-	payload, err := strictB64.DecodeString(raw[dot1+1 : dot2])
+	// Route by iss: the token is parsed and its claims decoded strictly (the
+	// one decoder) before the signature check, but nothing except the routing
+	// uses them until the signature over these exact bytes is verified below.
+	tok, err := jwks.ParseCompact(raw)
 	if err != nil {
-		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "payload is not base64url", nil)
+		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, err.Error(), nil)
 	}
-	if i := bytes.IndexFunc(payload, func(r rune) bool { return r != ' ' && r != '\t' && r != '\r' && r != '\n' }); i < 0 || payload[i] != '{' {
-		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "claims are not a JSON object", nil)
-	}
+	payload := tok.Payload
 	var c tokenClaims
 	if err := decodeClaims(payload, &c); err != nil {
-		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "claims are not a JSON object of the expected types", nil)
+		return nil, zero, nil, nokey, invalid(ReasonMalformedToken, err.Error(), nil)
 	}
 	rt := m.routes.Load()
 	r := rt.byIss[c.Issuer]
@@ -92,49 +80,30 @@ func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState
 	if !r.keys.Ready() {
 		return nil, zero, nil, nokey, notReady("signing keys of "+r.issuer+" not loaded yet", nil)
 	}
-	verified, key, err := r.keys.VerifyCompact(ctx, raw)
+	key, err := r.keys.Verify(ctx, tok)
 	kid := key.KID
 	if err != nil {
-		if dot2 == len(raw)-1 && errors.Is(err, jwks.ErrInvalidSignature) {
-			return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "empty signature", err)
-		}
 		return nil, zero, nil, nokey, keyError(err, kid)
 	}
-	if !bytes.Equal(verified, payload) {
-		// Cannot happen (Verify returns the payload it checked); fail closed.
-		return nil, zero, nil, nokey, invalid(ReasonInvalidSignature, "verified payload differs", nil)
-	}
 
-	skew := st.cp.Policy.ClockSkew
-	if c.Expiry == 0 {
-		return nil, zero, nil, nokey, invalid(ReasonMissingClaim, "exp is required", nil)
+	// From here on the claims are the issuer's words.
+	if r.entra && !strings.EqualFold(c.TenantID, issuerTenant(r.issuer)) {
+		return nil, zero, nil, nokey, invalid(ReasonIssuerMismatch, fmt.Sprintf("tid %q is not the tenant of issuer %s", truncate(c.TenantID), r.issuer), nil)
 	}
-	exp := c.Expiry.time()
-	if !now.Before(exp.Add(skew)) {
-		return nil, zero, nil, nokey, invalid(ReasonTokenExpired, fmt.Sprintf("expired at %s (skew %s)", exp.UTC().Format(time.RFC3339), skew), nil)
+	c.entra = r.entra
+	if d := c.checkApplication(); d != "" {
+		return nil, zero, nil, nokey, invalid(ReasonApplicationClaimConflict, d, nil)
 	}
-	if c.NotBefore != 0 && now.Add(skew).Before(c.NotBefore.time()) {
-		return nil, zero, nil, nokey, invalid(ReasonTokenNotYetValid, fmt.Sprintf("nbf %s (skew %s)", c.NotBefore.time().UTC().Format(time.RFC3339), skew), nil)
-	}
-	deadline := exp.Add(skew)
-	if maxAge := st.cp.Policy.MaxTokenAge; maxAge > 0 {
-		if c.IssuedAt == 0 {
-			return nil, zero, nil, nokey, invalid(ReasonMissingClaim, "iat is required by Policy.MaxTokenAge", nil)
-		}
-		oldest := c.IssuedAt.time().Add(maxAge + skew)
-		if !now.Before(oldest) {
-			return nil, zero, nil, nokey, invalid(ReasonTokenTooOld, fmt.Sprintf("issued at %s, older than %s", c.IssuedAt.time().UTC().Format(time.RFC3339), maxAge), nil)
-		}
-		if oldest.Before(deadline) {
-			deadline = oldest
-		}
+	deadline, e := checkTimes(&c, &st.cp.Policy, now)
+	if e != nil {
+		return nil, zero, nil, nokey, e
 	}
 	if !st.cp.audienceAllowed(c.Audience) {
 		return nil, zero, nil, nokey, invalid(ReasonAudienceMismatch, fmt.Sprintf("aud %q not in Policy.Audiences", truncateList(c.Audience)), nil)
 	}
 	if st.needsClaims {
-		if err := json.Unmarshal(payload, &c.raw); err != nil {
-			return nil, zero, nil, nokey, invalid(ReasonMalformedToken, "claims are not a JSON object", err)
+		if c.raw, err = members(payload); err != nil {
+			return nil, zero, nil, nokey, invalid(ReasonMalformedToken, err.Error(), nil)
 		}
 	}
 	if e := st.cp.authorize(&c); e != nil {
@@ -142,7 +111,7 @@ func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState
 	}
 
 	p := &Principal{
-		AppID:     c.clientApp(),
+		AppID:     c.application(st.cp.Policy.ApplicationClaim),
 		ObjectID:  c.ObjectID,
 		TenantID:  c.TenantID,
 		Subject:   c.Subject,
@@ -150,28 +119,81 @@ func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState
 		Audience:  c.Audience,
 		Roles:     c.Roles,
 		Groups:    c.Groups,
-		AppOnly:   c.appOnly(),
+		AppOnly:   c.appOnly(st.cp.Policy.ApplicationClaim),
 		KeyID:     kid,
 		Version:   c.Version,
-		ExpiresAt: exp,
-		Claims:    c.raw,
+		ExpiresAt: c.Expiry.time(),
 		RawClaims: payload,
+	}
+	if len(c.raw) > 0 {
+		p.Claims = make(map[string]any, len(c.raw))
+		for _, mb := range c.raw {
+			var x any
+			json.Unmarshal(mb.value, &x) //nolint:errcheck // validated by decodeClaims
+			p.Claims[mb.name] = x
+		}
 	}
 	if len(st.cp.Policy.ClaimMappings) > 0 {
 		p.Metadata = make(map[string]string, len(st.cp.Policy.ClaimMappings))
 		for key, claim := range st.cp.Policy.ClaimMappings {
-			if v, ok := c.raw[claim]; ok {
+			if v, ok := c.claim(claim); ok {
 				p.Metadata[key] = claimString(v)
 			}
 		}
 	}
+	if e := setPrincipalName(p, &st.cp.Policy, &c); e != nil {
+		return nil, zero, nil, nokey, e
+	}
 	if st.cp.Policy.EasyAuthHeaders {
-		p.easyAuth = buildEasyAuth(payload, &c)
+		p.easyAuth = buildEasyAuth(&c, p.AppID)
 	}
 	return p, deadline, r.keys, key, nil
 }
 
-var strictB64 = base64.RawURLEncoding.Strict()
+// checkTimes applies exp, nbf, iat and the lifetime and age limits, and
+// returns until when the verified token may be answered from the cache.
+// NumericDates are already known to lie between 2000 and 9999.
+func checkTimes(c *tokenClaims, p *Policy, now time.Time) (time.Time, *Error) {
+	var zero time.Time
+	skew := p.ClockSkew
+	if c.Expiry == 0 {
+		return zero, invalid(ReasonMissingClaim, "exp is required", nil)
+	}
+	if c.IssuedAt == 0 {
+		return zero, invalid(ReasonMissingClaim, "iat is required (Policy.MaxTokenLifetime)", nil)
+	}
+	exp, iat := c.Expiry.time(), c.IssuedAt.time()
+	switch {
+	case !now.Before(exp.Add(skew)):
+		return zero, invalid(ReasonTokenExpired, fmt.Sprintf("expired at %s (skew %s)", exp.UTC().Format(time.RFC3339), skew), nil)
+	case c.NotBefore != 0 && now.Add(skew).Before(c.NotBefore.time()):
+		return zero, invalid(ReasonTokenNotYetValid, fmt.Sprintf("nbf %s (skew %s)", c.NotBefore.time().UTC().Format(time.RFC3339), skew), nil)
+	case now.Add(skew).Before(iat):
+		return zero, invalid(ReasonTokenNotYetValid, fmt.Sprintf("iat %s is in the future (skew %s)", iat.UTC().Format(time.RFC3339), skew), nil)
+	case exp.Sub(iat) > p.MaxTokenLifetime:
+		return zero, invalid(ReasonTokenLifetime, fmt.Sprintf("lifetime exp - iat = %s exceeds Policy.MaxTokenLifetime %s", exp.Sub(iat), p.MaxTokenLifetime), nil)
+	}
+	deadline := exp.Add(skew)
+	if maxAge := p.MaxTokenAge; maxAge > 0 {
+		oldest := iat.Add(maxAge + skew)
+		if !now.Before(oldest) {
+			return zero, invalid(ReasonTokenTooOld, fmt.Sprintf("issued at %s, older than %s", iat.UTC().Format(time.RFC3339), maxAge), nil)
+		}
+		if oldest.Before(deadline) {
+			deadline = oldest
+		}
+	}
+	return deadline, nil
+}
+
+// issuerTenant is the tenant of an Entra issuer: the first path segment of
+// https://login.microsoftonline.com/{tid}/v2.0 and https://sts.windows.net/{tid}/.
+func issuerTenant(iss string) string {
+	_, rest, _ := strings.Cut(iss, "://")
+	_, path, _ := strings.Cut(rest, "/")
+	t, _, _ := strings.Cut(path, "/")
+	return t
+}
 
 // keyError maps a key-set error to a denial.
 func keyError(err error, kid string) *Error {
@@ -202,19 +224,16 @@ func truncateList(l []string) string {
 	return truncate(strings.Join(l, ","))
 }
 
-// claimString renders a claim value as a string: strings as is, others as JSON.
-func claimString(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case nil:
+// claimString renders a claim's JSON text as a string: strings decoded, null
+// empty, others as their exact JSON text.
+func claimString(v jsontext.Value) string {
+	switch v.Kind() {
+	case '"':
+		var s string
+		json.Unmarshal(v, &s) //nolint:errcheck // validated by decodeClaims
+		return s
+	case 'n':
 		return ""
-	case json.Number:
-		return x.String()
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
+	return string(v)
 }

@@ -125,7 +125,7 @@ func TestNewFromEnv(t *testing.T) {
 		"AUTHMW_AUDIENCES":      testAudience,
 		"AUTHMW_REQUIRED_ROLES": "Callee.Invoke",
 	}
-	m, err := NewFromEnv(context.Background(), func(k string) string { return env[k] }, nil)
+	m, err := NewFromEnv(context.Background(), envFunc(env), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestNewFromEnv(t *testing.T) {
 	if got := m.Policy(); got.TenantID != idp.TenantID() || got.ClockSkew != DefaultClockSkew || got.UnauthenticatedAction != Return401 {
 		t.Errorf("policy = %+v", got)
 	}
-	if _, err := NewFromEnv(context.Background(), func(string) string { return "" }, nil); err == nil || !strings.Contains(err.Error(), "AUTHMW_AUDIENCES") {
+	if _, err := NewFromEnv(context.Background(), envFunc(nil), nil); err == nil || !strings.Contains(err.Error(), "AUTHMW_AUDIENCES") {
 		t.Errorf("missing env: %v", err)
 	}
 }
@@ -157,7 +157,7 @@ func TestAuditRecord(t *testing.T) {
 			denied = l
 		}
 	}
-	for _, want := range []string{"level=INFO", "status=0", "appid=" + testClientID, "oid=" + testObjectID, "tid=" + e.idp.TenantID(), "kid=" + e.idp.CurrentKID(), "client_ip=127.0.0.1", "method=GET", "path=/api/x", "duration="} {
+	for _, want := range []string{"level=INFO", "appid=" + testClientID, "oid=" + testObjectID, "tid=" + e.idp.TenantID(), "kid=" + e.idp.CurrentKID(), "client_ip=127.0.0.1", "method=GET", "path=/api/x", "duration_ms="} {
 		if !strings.Contains(allowed, want) {
 			t.Errorf("allowed record lacks %s: %s", want, allowed)
 		}
@@ -207,18 +207,27 @@ func TestClaimsDecoding(t *testing.T) {
 		exp     int64
 		wantErr bool
 	}{
-		{`{"aud":"a","exp":10}`, []string{"a"}, 10, false},
-		{`{"aud":["a","b"],"exp":10.9}`, []string{"a", "b"}, 10, false},
-		{`{"aud":null,"exp":null}`, nil, 0, false},
+		{`{"aud":"a","exp":1700000000}`, []string{"a"}, 1700000000, false},
+		{`{"aud":["a","b"],"exp":1700000000.9}`, []string{"a", "b"}, 1700000000, false},
+		{`{}`, nil, 0, false},
+		{`{"aud":null}`, nil, 0, true},
+		{`{"exp":null}`, nil, 0, true},
 		{`{"aud":1}`, nil, 0, true},
 		{`{"aud":["a",1]}`, nil, 0, true},
-		{`{"exp":"10"}`, nil, 0, true},
+		{`{"exp":"1700000000"}`, nil, 0, true},
 		{`{"exp":1e400}`, nil, 0, true},
-		{`{"exp":1.7e9}`, nil, 1700000000, false},
+		{`{"exp":1.7e9}`, nil, 0, true},
+		{`{"exp":10}`, nil, 0, true},                       // before 2000
+		{`{"exp":253402300800}`, nil, 0, true},             // year 10000
+		{`{"exp":253402300799}`, nil, 253402300799, false}, // last second of 9999
+		{`{"exp":-1}`, nil, 0, true},
+		{`{"exp":1700000000,"exp":1700000001}`, nil, 0, true},
+		{`null`, nil, 0, true},
+		{`[]`, nil, 0, true},
 	}
 	for _, tc := range tests {
 		var c tokenClaims
-		err := jsonUnmarshal([]byte(tc.in), &c)
+		err := decodeClaims([]byte(tc.in), &c)
 		if (err != nil) != tc.wantErr {
 			t.Errorf("%s: err %v", tc.in, err)
 			continue

@@ -35,8 +35,13 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("authmw served %d distinct-token requests from its cache; tokens were reused", s.CacheHits)
 		}
 	}
-	if g := res.Gateway; g == nil || !g.Direct.ok() || !g.Gateway.ok() || len(g.SanityNotes) > 0 {
+	if g := res.Gateway; g == nil || !g.Direct.ok() || !g.Gateway.ok() || !g.Binary.ok() || len(g.SanityNotes) > 0 {
 		t.Errorf("gateway comparison: %+v", g)
+	}
+	// The shipped binary: both routes answered 200 throughout, it refused no token
+	// and another application, and its logs reached the drained pipes.
+	if b := res.Binary; b == nil || !b.Ready.ok() || !b.Auth.ok() || len(b.SanityNotes) > 0 {
+		t.Errorf("callee binary comparison: %+v", b)
 	}
 	for _, r := range res.Tokens.Results {
 		if r.BurstErrors > 0 || r.SeqErrors > 0 {
@@ -53,7 +58,8 @@ func TestQuickRun(t *testing.T) {
 		"| Scenario | Contender | req/s | vs no auth | p50 | p99 | CPU/req | non-200 | Notes |",
 		"### Token acquisition",
 		"### Targets (issue 6)",
-		"### Gateway mode", "| Target (issue 12) |", nameDirect, nameGateway,
+		"### Gateway mode", "| Target (issue 12) |", nameDirect, nameGateway, nameGatewayBin,
+		"### The shipped callee binary", "| Target (issue 10) |", nameBinReady, nameBinAuth,
 		nameNoAuth, nameAuthmw, nameGoOIDC, nameEchoJWT, nameAzidentity, nameTokencache,
 	} {
 		if !strings.Contains(out.String(), want) {

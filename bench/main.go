@@ -46,6 +46,7 @@ type Config struct {
 	SkipHTTP         bool
 	SkipTokens       bool
 	SkipGateway      bool
+	SkipBinary       bool
 	CPUProfile       string
 }
 
@@ -92,6 +93,9 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	skipHTTP := fs.Bool("skip-http", false, "skip the HTTP comparison")
 	skipTokens := fs.Bool("skip-tokens", false, "skip the token-acquisition comparison")
 	skipGateway := fs.Bool("skip-gateway", false, "skip the gateway-mode comparison (through the callee gateway vs straight to the upstream)")
+	skipBinary := fs.Bool("skip-binary", false, "skip the shipped callee binary (reused token vs its unauthenticated route)")
+	fs.Var(settingFlag{}, "callee-setting", "KEY=VALUE app setting for the callee binary (repeatable), e.g. AUTHMW_AUDIT_ALLOWED=all; the tables then no longer show the default settings")
+	fs.StringVar(&calleeBinPath, "callee-bin", "", "measure this callee executable instead of building callee/functionapp (e.g. an older commit's, for a before/after comparison)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed HTTP rounds to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -119,7 +123,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		cfg.WarmTime = *warmTime
 	}
 	cfg.Conns, cfg.Burst, cfg.Sequential = *conns, *burst, *seq
-	cfg.SkipHTTP, cfg.SkipTokens, cfg.SkipGateway, cfg.CPUProfile = *skipHTTP, *skipTokens, *skipGateway, *cpuprofile
+	cfg.SkipHTTP, cfg.SkipTokens, cfg.SkipGateway, cfg.SkipBinary, cfg.CPUProfile = *skipHTTP, *skipTokens, *skipGateway, *skipBinary, *cpuprofile
 	if *only != "" {
 		cfg.Contenders = []string{nameNoAuth}
 		for k := range strings.SplitSeq(*only, ",") {
@@ -168,11 +172,13 @@ type results struct {
 	HTTP    *httpResults
 	Tokens  *tokenResults
 	Gateway *gatewayResults
+	Binary  *binResults
 	Env     environment
 }
 
 func run(ctx context.Context, cfg Config, progress io.Writer) (*results, error) {
 	res := &results{Cfg: cfg, Env: describeEnvironment()}
+	defer removeCallee()
 	var err error
 	if !cfg.SkipHTTP {
 		if res.HTTP, err = runHTTP(ctx, cfg, progress); err != nil {
@@ -182,6 +188,11 @@ func run(ctx context.Context, cfg Config, progress io.Writer) (*results, error) 
 	if !cfg.SkipTokens {
 		if res.Tokens, err = runTokens(ctx, cfg, progress); err != nil {
 			return nil, fmt.Errorf("token comparison: %w", err)
+		}
+	}
+	if !cfg.SkipBinary {
+		if res.Binary, err = runBinary(ctx, cfg, progress); err != nil {
+			return nil, fmt.Errorf("callee binary: %w", err)
 		}
 	}
 	if !cfg.SkipGateway {

@@ -79,6 +79,9 @@ func writeReport(w io.Writer, r *results) {
 		writeTokens(w, r.Cfg, t)
 	}
 	writeTargets(w, r)
+	if b := r.Binary; b != nil {
+		writeBinary(w, b)
+	}
 	if g := r.Gateway; g != nil {
 		writeGateway(w, g)
 	}

@@ -26,7 +26,7 @@ func ExampleListenAddr() {
 // listens, handles SIGTERM/SIGINT and shuts down gracefully.
 func ExampleNewServer() {
 	ctx := context.Background()
-	s, err := callee.NewServer(ctx, os.Getenv, nil)
+	s, err := callee.NewServer(ctx, os.LookupEnv, nil)
 	if err != nil {
 		log.Fatal(err) // e.g. "AUTHMW_AUDIENCES is required …"
 	}

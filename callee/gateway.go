@@ -33,6 +33,7 @@ const (
 	upstreamMaxIdleConns   = 64 // one upstream host: per host = total
 	upstreamIdleTimeout    = 90 * time.Second
 	upstreamMaxRespHeader  = 1 << 20
+	upstreamWriteBuffer    = 16 << 10
 	healthProbeTimeout     = 2 * time.Second
 	healthTTL              = time.Second // a probe result is reused this long
 )
@@ -74,7 +75,7 @@ func GatewayConfigFromEnv(getenv func(string) string) (*GatewayConfig, error) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
 	}
 	if raw == "" {
-		for _, k := range GatewaySettings {
+		for _, k := range gatewaySettings {
 			if strings.TrimSpace(getenv(k)) != "" {
 				bad("%s is set but %s is not: set %s to the application's URL (e.g. http://127.0.0.1:8080) or remove %s", k, EnvUpstreamURL, EnvUpstreamURL, k)
 			}
@@ -186,6 +187,10 @@ func newGateway(cfg GatewayConfig, logger *slog.Logger) *gateway {
 		MaxResponseHeaderBytes: upstreamMaxRespHeader,
 		// Pass encodings through untouched: no Accept-Encoding added, nothing decompressed.
 		DisableCompression: true,
+		// A forwarded request carries the bearer token and X-MS-CLIENT-PRINCIPAL (each
+		// one to a few KiB with real Entra tokens): with the default 4 KiB buffer a
+		// header block larger than that would leave in two writes (two system calls).
+		WriteBufferSize: upstreamWriteBuffer,
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:   g.rewrite,
@@ -206,7 +211,7 @@ func newGateway(cfg GatewayConfig, logger *slog.Logger) *gateway {
 // health endpoint is answered here, everything else is forwarded.
 func (g *gateway) handler(mw *authmw.Middleware) http.Handler {
 	proxied := mw.Handler(g.proxy)
-	health := mw.Handler(http.HandlerFunc(g.healthz))
+	health := mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.healthz(w, r, mw) }))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodConnect {
 			writeProblem(w, http.StatusMethodNotAllowed, ReasonMethodNotAllowed, "The gateway does not tunnel CONNECT requests.")
@@ -323,20 +328,23 @@ type UpstreamHealth struct {
 	Status string `json:"status"` // "up" or "down"
 }
 
-// healthz answers 200 {"status":"ok","upstream":{"status":"up"}} while the upstream
-// answers, and 503 {"status":"degraded","upstream":{"status":"down"}} otherwise, so a
-// readiness probe keeps traffic away until the application is up. The gateway itself
-// starts and serves whether or not the upstream is up.
-func (g *gateway) healthz(w http.ResponseWriter, r *http.Request) {
-	up := g.upstreamUp(r.Context())
-	status, body := http.StatusOK, map[string]any{"status": "ok", "upstream": UpstreamHealth{Status: "up"}}
-	if !up {
-		status, body = http.StatusServiceUnavailable, map[string]any{"status": "degraded", "upstream": UpstreamHealth{Status: "down"}}
-		w.Header().Set("Retry-After", "1")
+// healthz answers the health endpoint in gateway mode: authmw's state as in
+// [Server.healthz] plus "upstream": {"status": "up"|"down"}; 503 while the keys
+// are not loaded or the upstream does not answer, so a readiness probe keeps
+// traffic away until both are ready. The gateway itself starts and serves
+// whether or not the upstream is up.
+func (g *gateway) healthz(w http.ResponseWriter, r *http.Request, mw *authmw.Middleware) {
+	up := &UpstreamHealth{Status: "up"}
+	if !g.upstreamUp(r.Context()) {
+		up.Status = "down"
 	}
+	status, body := healthOf(mw.Health(), up)
 	b, _ := json.Marshal(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	if status != http.StatusOK {
+		w.Header().Set("Retry-After", healthRetryAfter)
+	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		w.Write(b) //nolint:errcheck // client went away

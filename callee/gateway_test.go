@@ -69,7 +69,7 @@ func startUpstream(t *testing.T, h http.HandlerFunc) (*recorder, string) {
 }
 
 // gatewayEnv is the callee's test environment in gateway mode in front of upstream.
-func gatewayEnv(p *localidp.Platform, upstream string, extra map[string]string) func(string) string {
+func gatewayEnv(p *localidp.Platform, upstream string, extra map[string]string) func(string) (string, bool) {
 	m := map[string]string{EnvUpstreamURL: upstream}
 	for k, v := range extra {
 		m[k] = v
@@ -203,10 +203,10 @@ func TestGatewayIdentityHeaders(t *testing.T) {
 			}
 			h := rc.last(t).Header
 			for k, v := range h {
-				if authmw.IsIdentityHeader(k) && (slicesContain(v, "spoofed") || slicesContain(v, rogueID.ObjectID) || slicesContain(v, spoof["X-MS-CLIENT-PRINCIPAL"])) {
+				if isIdentityHeader(k) && (slicesContain(v, "spoofed") || slicesContain(v, rogueID.ObjectID) || slicesContain(v, spoof["X-MS-CLIENT-PRINCIPAL"])) {
 					t.Errorf("spoofed %s reached the upstream", k)
 				}
-				if authmw.IsIdentityHeader(k) && !tc.identity {
+				if isIdentityHeader(k) && !tc.identity {
 					t.Errorf("%s reached the upstream on an unauthenticated request", k)
 				}
 			}
@@ -215,6 +215,13 @@ func TestGatewayIdentityHeaders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// isIdentityHeader reports whether authmw.StripIdentityHeaders removes a header named name.
+func isIdentityHeader(name string) bool {
+	h := http.Header{name: nil}
+	authmw.StripIdentityHeaders(h)
+	return len(h) == 0
 }
 
 // headerNames lists h's names only: values may be tokens.
@@ -241,7 +248,7 @@ func checkPrincipal(t *testing.T, h http.Header, p *localidp.Platform) {
 	t.Helper()
 	var n int
 	for k := range h {
-		if authmw.IsIdentityHeader(k) {
+		if isIdentityHeader(k) {
 			n++
 			if len(h[k]) != 1 {
 				t.Errorf("%s has %d values", k, len(h[k]))
@@ -757,9 +764,11 @@ func TestGatewayConnectRefused(t *testing.T) {
 }
 
 // TestGatewayFailsClosedWithoutIdentity: a Principal whose Easy Auth values are
-// missing is never forwarded (as if the policy lost EasyAuthHeaders).
+// missing is never forwarded (as if the policy lost EasyAuthHeaders): here authmw
+// verified the token under a policy without them.
 func TestGatewayFailsClosedWithoutIdentity(t *testing.T) {
 	t.Parallel()
+	p := startPlatform(t)
 	rc, up := startUpstream(t, nil)
 	cfg, err := GatewayConfigFromEnv(func(k string) string { return map[string]string{EnvUpstreamURL: up}[k] })
 	if err != nil {
@@ -767,10 +776,21 @@ func TestGatewayFailsClosedWithoutIdentity(t *testing.T) {
 	}
 	g := newGateway(*cfg, quietLogger())
 	defer g.close()
+	m, err := authmw.New(t.Context(), authmw.Config{Policy: authmw.Policy{TenantID: p.TenantID(), AuthorityHost: p.AuthorityURL(),
+		Audiences: []string{testAudience}, AllowedApplications: []string{allowedID.ClientID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	if err := m.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 	req := httptest.NewRequest(http.MethodGet, "/x", nil)
-	req = req.WithContext(authmw.WithPrincipal(req.Context(), &authmw.Principal{ObjectID: allowedID.ObjectID}))
+	req.Header.Set("Authorization", "Bearer "+mint(t, p, allowedID, testAudience))
 	w := httptest.NewRecorder()
-	g.proxy.ServeHTTP(w, req)
+	m.Handler(g.proxy).ServeHTTP(w, req)
 	if w.Code != http.StatusInternalServerError || rc.count.Load() != 0 {
 		t.Fatalf("status %d, upstream saw %d; want 500 and nothing", w.Code, rc.count.Load())
 	}

@@ -73,21 +73,26 @@ type Server struct {
 	logger   *slog.Logger
 	addr     string
 	shutdown time.Duration
+	bodies   *callerBodies // rendered CallerInfo of recent callers
 
 	closeOnce sync.Once
 }
 
-// NewServer reads the callee's configuration with getenv — the AUTHMW_* variables of
+// NewServer reads the callee's configuration with lookup (nil: os.LookupEnv, the
+// process environment), which reports whether a variable is set — the AUTHMW_* variables of
 // package authmw, FUNCTIONS_CUSTOMHANDLER_PORT / PORT, CALLEE_LOG_LEVEL and the
 // gateway settings (CALLEE_UPSTREAM_URL and the others in [GatewaySettings]) — and
 // builds the server. Every configuration problem is reported together, each naming its
 // variable. It does not block on the network (authmw loads the issuer's keys in the
 // background; see [Server.WaitReady]). logger nil means a JSON logger on stderr at the
 // level of CALLEE_LOG_LEVEL.
-func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*Server, error) {
-	if getenv == nil {
-		return nil, fmt.Errorf("%w: getenv is nil (pass os.Getenv)", ErrConfig)
+func NewServer(ctx context.Context, lookup func(string) (string, bool), logger *slog.Logger) (*Server, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
 	}
+	// The callee's own settings treat "" as unset; authmw tells them apart (an
+	// allow-list set to "" accepts nobody).
+	getenv := func(name string) string { v, _ := lookup(name); return v }
 	var errs []error
 	level, err := LogLevel(getenv)
 	if err != nil {
@@ -105,22 +110,23 @@ func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Log
 		logger = NewLogger(os.Stderr, level)
 	}
 	logger = otelsetup.WithTraceIDs(logger) // OpenTelemetry: trace_id/span_id on records made with a request's context
-	var mw *authmw.Middleware
-	cfg, err := authmw.ConfigFromEnv(getenv)
+	// Every setting is checked before anything starts: a configuration error is
+	// reported alone, never after background discovery has begun.
+	cfg, err := authmw.ConfigFromEnv(lookup)
 	if err == nil {
 		// The gateway hands the upstream the verified identity as Easy Auth does.
 		cfg.Policy.EasyAuthHeaders = cfg.Policy.EasyAuthHeaders || gwCfg != nil
-		cfg.Logger = logger
-		mw, err = authmw.New(ctx, cfg)
 	}
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		if mw != nil {
-			mw.Close()
-		}
-		return nil, errors.Join(errs...)
+		return nil, newConfigError(errs)
+	}
+	cfg.Logger = logger
+	mw, err := authmw.New(ctx, cfg)
+	if err != nil {
+		return nil, newConfigError([]error{err})
 	}
 	s := newServer(mw, logger, addr)
 	if gwCfg != nil {
@@ -137,7 +143,7 @@ func NewServer(ctx context.Context, getenv func(string) string, logger *slog.Log
 }
 
 func newServer(mw *authmw.Middleware, logger *slog.Logger, addr string) *Server {
-	s := &Server{mw: mw, logger: logger, addr: addr, shutdown: DefaultShutdownTimeout}
+	s := &Server{mw: mw, logger: logger, addr: addr, shutdown: DefaultShutdownTimeout, bodies: newCallerBodies()}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -150,8 +156,9 @@ func newServer(mw *authmw.Middleware, logger *slog.Logger, addr string) *Server 
 	e.Server.IdleTimeout = 2 * time.Minute
 	e.Server.MaxHeaderBytes = maxHeaderSize
 
-	// authmw guards everything, including unknown paths; only the host's readiness
-	// probe bypasses it, whatever AUTHMW_EXCLUDED_PATHS says.
+	// authmw guards everything, including unknown paths (the health endpoint too,
+	// unless AUTHMW_EXCLUDED_PATHS lists it); only the host's readiness probe
+	// bypasses it, whatever AUTHMW_EXCLUDED_PATHS says.
 	e.Use(bypassReadiness(echomw.Middleware(mw)))
 	e.GET(ReadyPath, s.ready)
 	e.HEAD(ReadyPath, s.ready)
@@ -215,7 +222,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("callee: serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.logger.Info("callee: shutting down", "timeout", s.shutdown.String())
+	// After a failed start the StartupError is the one message; the shutdown is routine.
+	level := slog.LevelInfo
+	if _, failed := errors.AsType[*StartupError](context.Cause(ctx)); failed {
+		level = slog.LevelDebug
+	}
+	s.logger.Log(ctx, level, "callee: shutting down", "timeout_ms", s.shutdown.Milliseconds())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdown)
 	defer cancel()
 	err := srv.Shutdown(sctx)
@@ -228,7 +240,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("callee: shutdown: %w", err)
 	}
-	s.logger.Info("callee: stopped")
+	s.logger.Log(ctx, level, "callee: stopped")
 	return nil
 }
 
@@ -243,33 +255,48 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Run is the callee's whole program: it builds the server from getenv, listens on
+// Run is the callee's whole program: it builds the server from lookup (nil:
+// os.LookupEnv; see [NewServer]), listens on
 // 127.0.0.1 (the Functions host dials 127.0.0.1) and serves until ctx is cancelled or
 // the process receives SIGTERM or SIGINT, then shuts down gracefully. A configuration
-// error is returned before anything listens; main prints it and exits non-zero.
-func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
+// error ([*ConfigError]) is returned before anything listens. A permanent failure of
+// an issuer before its keys load (unknown tenant, issuer mismatch, no usable key) stops
+// the server and is returned as a [*StartupError]; transient ones are waited out.
+// main prints the error and exits non-zero.
+func Run(ctx context.Context, lookup func(string) (string, bool), logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	tel, err := otelsetup.Setup(ctx, getenv, otelsetup.Options{ServiceName: "f2fauth-callee"}) // OpenTelemetry
+	tel, err := otelsetup.Setup(ctx, lookup, otelsetup.Options{ServiceName: "f2fauth-callee"}) // OpenTelemetry
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return err
 	}
 	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
-	s, err := NewServer(ctx, getenv, logger)
+	s, err := NewServer(ctx, lookup, logger)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	return s.ListenAndServe(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		if err := s.WaitStarted(ctx); err != nil && ctx.Err() == nil {
+			cancel(err)
+		}
+	}()
+	err = s.ListenAndServe(ctx)
+	if se, ok := errors.AsType[*StartupError](context.Cause(ctx)); ok {
+		return se
+	}
+	return err
 }
 
 func (s *Server) ready(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
+// problemTypeURI is the "type" of authmw's problem+json bodies, which the
+// exclusive function's own 401 imitates (TestAnonymousFunctionAnswersLikeAuthmw).
+const problemTypeURI = "https://github.com/f2fauth/f2fauth/blob/main/README.md#reason-codes"
 
 // exclusive answers with the verified caller. Without a Principal (AllowAnonymous
 // configured) it fails closed with 401: the function is for authenticated callers only.
@@ -280,15 +307,19 @@ func (s *Server) exclusive(c echo.Context) error {
 		h.Set("WWW-Authenticate", `Bearer realm="`+safeRealm(c.Request().Host)+`"`)
 		h.Set("Cache-Control", "no-store")
 		return c.Blob(http.StatusUnauthorized, "application/problem+json",
-			[]byte(`{"type":"`+authmw.ProblemTypeURI+`","title":"Unauthorized","status":401,"detail":"The request has no bearer token in the Authorization header.","reason":"missing_token"}`))
+			[]byte(`{"type":"`+problemTypeURI+`","title":"Unauthorized","status":401,"detail":"The request has no bearer token in the Authorization header.","reason":"missing_token"}`))
 	}
 	roles := p.Roles
 	if roles == nil {
 		roles = []string{}
 	}
-	s.logger.InfoContext(c.Request().Context(), "callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
+	// authmw's audit record already names the caller (AUTHMW_AUDIT_ALLOWED); a second
+	// line on every request would cost more than the verification.
+	if ctx := c.Request().Context(); s.logger.Enabled(ctx, slog.LevelDebug) {
+		s.logger.DebugContext(ctx, "callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
+	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, CallerInfo{
+	return s.bodies.write(c, p, &CallerInfo{
 		Message:   "Hello from the callee: you are an authorized caller.",
 		AppID:     p.AppID,
 		ObjectID:  p.ObjectID,
@@ -316,7 +347,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		status = he.Code
 	}
 	if status >= 500 {
-		s.logger.Error("callee: request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "error", err.Error())
+		s.logger.Error("callee: request failed", "status", status, "method", c.Request().Method, "path", c.Request().URL.Path, "error", err.Error())
 	}
 	body := fmt.Sprintf(`{"title":%q,"status":%d}`, http.StatusText(status), status)
 	if c.Request().Method == http.MethodHead {

@@ -40,7 +40,9 @@ func startPlatform(t testing.TB) *localidp.Platform {
 	return p
 }
 
-func envFor(p *localidp.Platform, extra map[string]string) func(string) string {
+// envFor is the callee's test environment as a lookup function: a key in the map is
+// set, even to "".
+func envFor(p *localidp.Platform, extra map[string]string) func(string) (string, bool) {
 	env := map[string]string{
 		"AUTHMW_TENANT_ID":            p.TenantID(),
 		"AUTHMW_AUTHORITY_HOST":       p.AuthorityURL(),
@@ -51,14 +53,14 @@ func envFor(p *localidp.Platform, extra map[string]string) func(string) string {
 	for k, v := range extra {
 		env[k] = v
 	}
-	return func(k string) string { return env[k] }
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
-// serve runs a Server built from getenv on a loopback port until the test ends.
-func serve(t *testing.T, getenv func(string) string) (*Server, string) {
+// serve runs a Server built from lookup on a loopback port until the test ends.
+func serve(t *testing.T, lookup func(string) (string, bool)) (*Server, string) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := NewServer(ctx, getenv, quietLogger())
+	s, err := NewServer(ctx, lookup, quietLogger())
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
@@ -101,7 +103,7 @@ func TestNewServerReportsEveryProblemNamingTheVariable(t *testing.T) {
 		"AUTHMW_TENANT_ID":             "7c3e9f2a-4b1d-4e8a-9f6c-2d5b8a1ef2fa",
 		// AUTHMW_AUDIENCES missing
 	}
-	_, err := NewServer(context.Background(), func(k string) string { return env[k] }, quietLogger())
+	_, err := NewServer(context.Background(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, quietLogger())
 	if err == nil {
 		t.Fatal("NewServer accepted a bad configuration")
 	}
@@ -112,11 +114,24 @@ func TestNewServerReportsEveryProblemNamingTheVariable(t *testing.T) {
 	}
 }
 
+// TestEmptiedAllowListAcceptsNobody: an AUTHMW_* allow-list set to "" (an app setting
+// emptied, not removed) reaches authmw as set, so it accepts nobody; it never turns the
+// check off.
+func TestEmptiedAllowListAcceptsNobody(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	_, base := serve(t, envFor(p, map[string]string{"AUTHMW_ALLOWED_APPLICATIONS": ""}))
+	r := do(t, http.MethodPost, base+FunctionPath, mint(t, p, allowedID, testAudience), nil)
+	if reason, _ := r.body["reason"].(string); r.status != http.StatusForbidden || reason != "application_not_allowed" {
+		t.Fatalf("status %d reason %q; want 403 application_not_allowed", r.status, reason)
+	}
+}
+
 func TestRunFailsFastOnBadConfiguration(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := Run(ctx, func(string) string { return "" }, quietLogger())
+	err := Run(ctx, func(string) (string, bool) { return "", false }, quietLogger())
 	if err == nil || !strings.Contains(err.Error(), "AUTHMW_AUDIENCES") {
 		t.Fatalf("Run with an empty environment: %v; want an error naming AUTHMW_AUDIENCES", err)
 	}
@@ -250,6 +265,26 @@ func TestRoutes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAnonymousFunctionAnswersLikeAuthmw: the 401 the exclusive function writes itself
+// (AllowAnonymous let the request through without a token) has the shape of the one
+// authmw writes for the same request.
+func TestAnonymousFunctionAnswersLikeAuthmw(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	_, base := serve(t, envFor(p, nil))
+	_, baseAnon := serve(t, envFor(p, map[string]string{"AUTHMW_UNAUTHENTICATED_ACTION": "AllowAnonymous"}))
+	want := do(t, http.MethodGet, base+FunctionPath, "", nil)
+	got := do(t, http.MethodGet, baseAnon+FunctionPath, "", nil)
+	if got.status != want.status || got.header.Get("Content-Type") != want.header.Get("Content-Type") {
+		t.Fatalf("status %d %q; authmw answers %d %q", got.status, got.header.Get("Content-Type"), want.status, want.header.Get("Content-Type"))
+	}
+	for _, k := range []string{"type", "title", "status", "reason"} {
+		if got.body[k] != want.body[k] || want.body[k] == nil {
+			t.Errorf("%s = %v; authmw's body has %v", k, got.body[k], want.body[k])
+		}
 	}
 }
 

@@ -2,10 +2,14 @@
 // protected by authmw. Its executable is callee/functionapp.
 package callee
 
-import "github.com/f2fauth/f2fauth/internal/customhandler"
+import (
+	"slices"
+
+	"github.com/f2fauth/f2fauth/internal/customhandler"
+)
 
 // App settings the callee reads besides the AUTHMW_* settings of package authmw
-// (authmw.EnvVars). A test in deploy/ checks that no template drifts from these lists.
+// (authmw.EnvVars()). A test in deploy/ checks that no template drifts from these lists.
 const (
 	// EnvLogLevel sets the log level: debug, info (default), warn or error.
 	EnvLogLevel = "CALLEE_LOG_LEVEL"
@@ -35,17 +39,25 @@ const (
 	EnvTrustForwardedHeaders = "CALLEE_TRUST_FORWARDED_HEADERS"
 )
 
-// Settings lists the callee's own app settings; the AUTHMW_* ones are in authmw.EnvVars.
-var Settings = []string{EnvLogLevel, EnvListenHost, EnvUpstreamURL, EnvUpstreamTimeout,
+// Settings returns the callee's own app settings; the AUTHMW_* ones are in
+// authmw.EnvVars. The slice is the caller's own.
+func Settings() []string { return slices.Clone(settings) }
+
+// settings lists the callee's own app settings.
+var settings = []string{EnvLogLevel, EnvListenHost, EnvUpstreamURL, EnvUpstreamTimeout,
 	EnvUpstreamPassAuthorization, EnvUpstreamHealthPath, EnvUpstreamInsecureHTTP, EnvTrustForwardedHeaders}
 
-// GatewaySettings lists the settings that only mean something with [EnvUpstreamURL];
-// setting one of them without it is a configuration error.
-var GatewaySettings = []string{EnvUpstreamTimeout, EnvUpstreamPassAuthorization,
+// GatewaySettings returns the settings that only mean something with [EnvUpstreamURL];
+// setting one of them without it is a configuration error. The slice is the caller's own.
+func GatewaySettings() []string { return slices.Clone(gatewaySettings) }
+
+// gatewaySettings lists the settings that only mean something with [EnvUpstreamURL].
+var gatewaySettings = []string{EnvUpstreamTimeout, EnvUpstreamPassAuthorization,
 	EnvUpstreamHealthPath, EnvUpstreamInsecureHTTP, EnvTrustForwardedHeaders}
 
-// RequiredSettings lists the app settings a deployment must set for the callee.
-var RequiredSettings = []string{"AUTHMW_AUDIENCES"}
+// RequiredSettings returns the app settings a deployment must set for the callee.
+// The slice is the caller's own.
+func RequiredSettings() []string { return []string{"AUTHMW_AUDIENCES"} }
 
 // Settings the Functions host (or a container platform) sets for the handler process; they
 // are not app settings and are therefore not in [Settings].

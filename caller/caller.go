@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,16 +19,27 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/f2fauth/f2fauth/internal/netrule"
+	"github.com/f2fauth/f2fauth/internal/retry"
 	"github.com/f2fauth/f2fauth/tokencache"
 )
 
-// Retry pacing for 429/5xx answers: exponential from initialRetryDelay, capped at
-// maxRetryDelay; a server's Retry-After wins but is capped at maxRetryDelay too. A
-// retry that would not fit in the invocation's remaining time is not attempted.
+// retryBackoff paces retries after 429/5xx answers and transport errors: exponential
+// from 250 ms, capped at 10 s, with jitter; a server's Retry-After is honoured when it
+// asks for longer. A retry that would not fit in the run's remaining time is not
+// attempted.
+var retryBackoff = retry.Backoff{Initial: 250 * time.Millisecond, Max: 10 * time.Second}
+
+// Bounds on what the caller takes from the callee's answer.
 const (
-	initialRetryDelay = 250 * time.Millisecond
-	maxRetryDelay     = 10 * time.Second
-	maxBodyBytes      = 64 << 10
+	// maxBodyBytes bounds the callee's answer; a longer one fails the run.
+	maxBodyBytes = 64 << 10
+	// maxFieldBytes bounds each callee-reported field (appId, objectId, a role…).
+	maxFieldBytes = 128
+	// maxRoles bounds how many roles of the callee's answer are kept.
+	maxRoles = 16
+	// maxReasonBytes bounds Report.Reason.
+	maxReasonBytes = 400
 )
 
 // Options adjusts a [Caller]. A nil *Options means defaults.
@@ -42,7 +51,8 @@ type Options struct {
 	// clone of http.DefaultTransport.
 	Transport http.RoundTripper
 	// Logger receives one record per invocation and the token cache's refresh events
-	// (never tokens). Default: discard.
+	// (never tokens: every record passes through the caller's redaction first).
+	// Default: discard.
 	Logger *slog.Logger
 	// Cache tunes the token cache; nil means tokencache defaults.
 	Cache *tokencache.Options
@@ -65,7 +75,9 @@ type Caller struct {
 	cache  *tokencache.Cache
 	client *http.Client
 	logger *slog.Logger
-	tel    *telemetry // OpenTelemetry (telemetry.go)
+	server serverLimits
+	vault  *SecretReader // nil without CALLER_KEYVAULT_URL; reads through cache
+	tel    *telemetry    // OpenTelemetry (telemetry.go)
 }
 
 // New validates cfg and returns a Caller. It builds the credential (unless opts gives
@@ -81,8 +93,12 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Logger = slog.New(newRedactingHandler(o.Logger.Handler()))
 	cred := o.Credential
 	if cred == nil {
+		if err := CheckIdentityEnv(os.Getenv); err != nil {
+			return nil, err
+		}
 		var err error
 		if cred, err = tokencache.NewCredential(cfg.Credential, cfg.ClientID); err != nil {
 			return nil, fmt.Errorf("caller: %s=%q: %w", EnvCredential, cfg.Credential, err)
@@ -105,14 +121,25 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 		base = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	scope := cfg.Scope()
+	vault, err := newVault(cfg, cache, base)
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
 	tel := newTelemetry(o.TracerProvider) // OpenTelemetry (telemetry.go)
 	return &Caller{
-		cfg:   cfg,
-		scope: scope,
-		cache: cache,
+		vault:  vault,
+		cfg:    cfg,
+		scope:  scope,
+		cache:  cache,
+		server: defaultServerLimits(cfg.Timeout),
 		client: &http.Client{
-			Timeout:   cfg.Timeout,
-			Transport: tel.transport(cache.Transport(scope, base)), // OpenTelemetry: span + traceparent
+			// A backstop only: each run's context ends at cfg.Timeout first.
+			Timeout: cfg.Timeout + time.Second,
+			// netrule checks every hop (https, or http to loopback) under the bearer
+			// transport, which checks it too. OpenTelemetry: outermost, a span and
+			// the traceparent per request (telemetry.go).
+			Transport: tel.transport(cache.Transport(scope, netrule.Transport(base))),
 			// Never follow redirects: the bearer transport would send the token to
 			// wherever the callee points.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -145,11 +172,16 @@ type Report struct {
 	NoToken bool `json:"noToken,omitempty"`
 	// Timeout is true when the callee did not answer within Config.Timeout.
 	Timeout bool `json:"timeout,omitempty"`
+	// Cancelled is true when the run was cancelled before it ended (the handler is
+	// shutting down, or the host went away).
+	Cancelled bool `json:"cancelled,omitempty"`
 	// Attempts is the number of requests sent to the callee.
 	Attempts int `json:"attempts"`
 	// PastDue echoes the timer's IsPastDue.
 	PastDue bool `json:"pastDue,omitempty"`
-	// AppID, ObjectID, TenantID and Roles are what the callee says it verified.
+	// AppID, ObjectID, TenantID and Roles are what the callee says it verified: the
+	// callee's words, made single-line and printable, each at most 128 bytes, at most
+	// 16 roles.
 	AppID    string   `json:"appId,omitempty"`
 	ObjectID string   `json:"objectId,omitempty"`
 	TenantID string   `json:"tenantId,omitempty"`
@@ -158,9 +190,12 @@ type Report struct {
 	KeyID string `json:"keyId,omitempty"`
 	// DurationMS is the invocation's duration in milliseconds.
 	DurationMS int64 `json:"durationMs"`
+	// KeyVault is the outcome of the run's secret read; nil without CALLER_KEYVAULT_URL.
+	KeyVault *SecretReport `json:"keyVault,omitempty"`
 }
 
-// Summary is a one-line description of r for logs.
+// Summary is a one-line description of r for logs. Every part of it is bounded and
+// single-line (Call sanitises what the callee sent).
 func (r *Report) Summary() string {
 	switch {
 	case r.OK:
@@ -185,16 +220,41 @@ type calleeBody struct {
 	Reason   string   `json:"reason"`
 }
 
+// errShuttingDown is the cause of a run's context when the handler shuts down.
+var errShuttingDown = errors.New("the handler is shutting down")
+
 // Call calls the callee once (plus bounded retries for 429/5xx and transport errors),
-// bounded by ctx and Config.Timeout. It never returns without a Report.
+// bounded by ctx and Config.Timeout: nothing the callee or the identity endpoint
+// sends holds it longer. It never returns without a Report.
 func (c *Caller) Call(ctx context.Context, pastDue bool) *Report {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	rep := c.call(ctx, pastDue)
+	rep.KeyVault = c.readSecret(ctx)
 	rep.PastDue = pastDue
 	rep.DurationMS = time.Since(start).Milliseconds()
 	return rep
+}
+
+// interrupted reports whether ctx has ended, and if so marks rep as a timeout or a
+// cancellation.
+func (c *Caller) interrupted(ctx context.Context, rep *Report) bool {
+	switch ctx.Err() {
+	case nil:
+		return false
+	case context.DeadlineExceeded:
+		rep.Timeout = true
+		rep.Reason = "timeout: no complete answer from the callee within " + c.cfg.Timeout.String()
+	default:
+		rep.Cancelled = true
+		if errors.Is(context.Cause(ctx), errShuttingDown) {
+			rep.Reason = "cancelled: " + errShuttingDown.Error()
+		} else {
+			rep.Reason = "cancelled: the invocation ended before the run did"
+		}
+	}
+	return true
 }
 
 func (c *Caller) call(ctx context.Context, pastDue bool) *Report {
@@ -202,6 +262,11 @@ func (c *Caller) call(ctx context.Context, pastDue bool) *Report {
 	// Make sure a token can be had before calling: a failure here is "no token",
 	// reported as such, not retried against the callee.
 	if _, err := c.cache.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.scope}}); err != nil {
+		// Running out of time while waiting for the token is still "no token"; a
+		// cancellation (shutdown) is reported as such.
+		if ctx.Err() == context.Canceled && c.interrupted(ctx, rep) {
+			return rep
+		}
 		rep.NoToken = true
 		rep.Reason = "no token: " + condense(err)
 		return rep
@@ -209,6 +274,7 @@ func (c *Caller) call(ctx context.Context, pastDue bool) *Report {
 	payload, _ := json.Marshal(map[string]any{"source": "f2fauth-caller", "pastDue": pastDue})
 	for attempt := 0; ; attempt++ {
 		rep.Attempts = attempt + 1
+		rep.CalleeStatus, rep.Reason = 0, ""
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.CalleeURL.String(), bytes.NewReader(payload))
 		if err != nil {
 			rep.Reason = "request: " + condense(err)
@@ -217,15 +283,16 @@ func (c *Caller) call(ctx context.Context, pastDue bool) *Report {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json")
 		resp, err := c.client.Do(req)
-		var retryAfter time.Duration
+		var header http.Header
 		if err != nil {
-			rep.CalleeStatus = 0
 			switch {
 			case isTokenError(err):
 				rep.NoToken = true
 				rep.Reason = "no token: " + condense(err)
 				return rep
-			case ctx.Err() != nil || isTimeout(err):
+			case c.interrupted(ctx, rep):
+				return rep
+			case isTimeout(err):
 				rep.Timeout = true
 				rep.Reason = "timeout: no answer from the callee within " + c.cfg.Timeout.String()
 				return rep
@@ -234,29 +301,16 @@ func (c *Caller) call(ctx context.Context, pastDue bool) *Report {
 			}
 		} else {
 			rep.CalleeStatus = resp.StatusCode
-			rep.Reason = ""
-			var body calleeBody
-			data, _ := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
-			resp.Body.Close()
-			_ = json.Unmarshal(data, &body)
-			if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-				rep.OK = true
-				rep.AppID, rep.ObjectID, rep.TenantID, rep.Roles, rep.KeyID = body.AppID, body.ObjectID, body.TenantID, body.Roles, body.KeyID
+			header = resp.Header
+			final, retryable := c.readAnswer(ctx, resp, rep)
+			if final || !retryable {
 				return rep
 			}
-			rep.Reason = sanitizeReason(body.Reason)
-			if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
-				return rep
-			}
-			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		}
 		if attempt >= c.cfg.MaxRetries {
 			return rep
 		}
-		delay := backoff(attempt)
-		if retryAfter > 0 {
-			delay = min(retryAfter, maxRetryDelay)
-		}
+		delay := retryBackoff.After(attempt+1, rand.Float64(), header, time.Now())
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= delay {
 			return rep // the retry would not fit in the invocation's time
 		}
@@ -264,36 +318,74 @@ func (c *Caller) call(ctx context.Context, pastDue bool) *Report {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if ctx.Err() != context.DeadlineExceeded {
+				c.interrupted(ctx, rep)
+			}
 			return rep
 		case <-t.C:
 		}
 	}
 }
 
-// backoff is the exponential delay before retry number attempt+1, with jitter.
-func backoff(attempt int) time.Duration {
-	d := initialRetryDelay << min(attempt, 10)
-	d = min(d, maxRetryDelay)
-	return time.Duration(float64(d) * (0.75 + 0.5*rand.Float64()))
+// readAnswer reads the callee's answer into rep and closes its body. final is true
+// when the run is decided (a 2xx, or a failure not worth retrying); retryable is
+// true for 429 and 5xx. The body is read within ctx: it is closed the moment ctx
+// ends, so a callee that drips its body, or switches protocols and keeps the
+// connection, cannot hold the run past its deadline.
+func (c *Caller) readAnswer(ctx context.Context, resp *http.Response, rep *Report) (final, retryable bool) {
+	stop := context.AfterFunc(ctx, func() { _ = resp.Body.Close() })
+	defer func() {
+		stop()
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode < 200 {
+		// A 1xx is never a final answer; after a 101 the "body" is the raw
+		// connection, so do not read it at all.
+		rep.Reason = "the callee answered with an interim status, not a final answer"
+		return true, false
+	}
+	data, err := netrule.ReadAll(resp.Body, maxBodyBytes)
+	if err != nil {
+		if c.interrupted(ctx, rep) {
+			return true, false
+		}
+		if isTimeout(err) {
+			rep.Timeout = true
+			rep.Reason = "timeout: no complete answer from the callee within " + c.cfg.Timeout.String()
+			return true, false
+		}
+		if errors.Is(err, netrule.ErrTooLarge) {
+			rep.Reason = fmt.Sprintf("the callee's answer is larger than %d bytes", maxBodyBytes)
+			return true, false
+		}
+		rep.Reason = "transport: reading the callee's answer: " + condense(err)
+		return false, true
+	}
+	var body calleeBody
+	_ = json.Unmarshal(data, &body)
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		rep.OK = true
+		rep.AppID, rep.ObjectID, rep.TenantID, rep.KeyID = field(body.AppID), field(body.ObjectID), field(body.TenantID), field(body.KeyID)
+		rep.Roles = nil
+		for _, r := range body.Roles {
+			if len(rep.Roles) == maxRoles {
+				rep.Roles = append(rep.Roles, "…")
+				break
+			}
+			if r = field(r); r != "" {
+				rep.Roles = append(rep.Roles, r)
+			}
+		}
+		return true, false
+	}
+	rep.Reason = sanitizeReason(body.Reason)
+	retryable = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+	return !retryable, retryable
 }
 
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent or invalid.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, 3600)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
+// field makes a callee-reported value safe for Logs: redacted, printable, single
+// line, at most maxFieldBytes.
+func field(s string) string { return safeText(s, maxFieldBytes) }
 
 // isTimeout reports whether err is a deadline or client timeout.
 func isTimeout(err error) bool {
@@ -304,15 +396,10 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// isTokenError reports whether err came from the token cache (no usable token).
+// isTokenError reports whether err came from the token cache: no usable token, or a
+// request it would not send the token with.
 func isTokenError(err error) bool {
-	for _, target := range []error{tokencache.ErrCredential, tokencache.ErrTimeout, tokencache.ErrTokenTooShortLived,
-		tokencache.ErrClosed, tokencache.ErrNoScopes} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return errors.Is(err, tokencache.ErrInsecureTransport)
+	return errors.Is(err, tokencache.ErrNoToken) || errors.Is(err, tokencache.ErrInsecureTransport)
 }
 
 // sanitizeReason keeps a problem reason code only if it looks like one (the callee's
@@ -329,10 +416,11 @@ func sanitizeReason(s string) string {
 	return s
 }
 
-// condense turns an error (azidentity's are multi-line) into one short line, with the
-// managed-identity secret redacted should any layer ever echo it.
+// condense turns an error (azidentity's are multi-line) into one short, printable
+// line with every secret redacted (see redact) — before it is cut, so no part of a
+// secret survives the cut.
 func condense(err error) string {
-	fields := strings.Fields(err.Error())
+	fields := strings.Fields(redact(err.Error()))
 	kept := fields[:0]
 	for _, f := range fields {
 		if len(f) >= 3 && strings.Trim(f, "-=") == "" {
@@ -340,15 +428,5 @@ func condense(err error) string {
 		}
 		kept = append(kept, f)
 	}
-	s := strings.Join(kept, " ")
-	for _, secret := range []string{os.Getenv("IDENTITY_HEADER"), os.Getenv("MSI_SECRET")} {
-		if len(secret) >= 8 {
-			s = strings.ReplaceAll(s, secret, "REDACTED")
-		}
-	}
-	const maxLen = 400
-	if len(s) > maxLen {
-		s = s[:maxLen] + "…"
-	}
-	return s
+	return oneLine(strings.Join(kept, " "), maxReasonBytes)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/f2fauth/f2fauth/internal/customhandler"
+	"github.com/f2fauth/f2fauth/internal/netrule"
 	"github.com/f2fauth/f2fauth/tokencache"
 )
 
@@ -19,6 +20,28 @@ const (
 	DefaultMaxRetries = 3
 	// MaxMaxRetries bounds CALLER_MAX_RETRIES.
 	MaxMaxRetries = 10
+	// MaxTimeout bounds CALLER_TIMEOUT. caller/functionapp/host.json sets the
+	// Functions host's functionTimeout to 5 minutes — the Consumption plan's default
+	// (its maximum is 10 minutes; Flex Consumption, Premium and Dedicated default to
+	// 30 minutes) — so the same limit holds on every plan. A run must answer before
+	// the host gives up on it, or the host records a timeout instead of the run's
+	// reason, and a timer run that outlives its interval delays the next occurrence
+	// (the host never overlaps runs). One minute is left for the host, the answer and
+	// a graceful shutdown.
+	MaxTimeout = 4 * time.Minute
+	// HostFunctionTimeout is the functionTimeout that caller/functionapp/host.json sets.
+	HostFunctionTimeout = 5 * time.Minute
+)
+
+// Managed-identity settings the platform sets for the handler process; azidentity
+// reads them. They are not app settings and are therefore not in [Settings].
+const (
+	// EnvIdentityEndpoint is the App Service / Functions managed-identity endpoint.
+	EnvIdentityEndpoint = "IDENTITY_ENDPOINT"
+	// EnvIdentityHeader is the secret the endpoint requires as X-IDENTITY-HEADER.
+	EnvIdentityHeader = "IDENTITY_HEADER"
+	// envIMDSEndpoint with IDENTITY_ENDPOINT (and no IDENTITY_HEADER) selects Azure Arc.
+	envIMDSEndpoint = "IMDS_ENDPOINT"
 )
 
 // ErrConfig is wrapped by every configuration error; each names its variable.
@@ -45,10 +68,34 @@ type Config struct {
 	// Addr is where the handler listens: 127.0.0.1 and FUNCTIONS_CUSTOMHANDLER_PORT, else
 	// PORT, else DefaultPort.
 	Addr string
+	// KeyVault optionally names a secret read on every run (CALLER_KEYVAULT_URL,
+	// CALLER_KEYVAULT_SECRET); zero means none. See keyvault.go.
+	KeyVault KeyVaultConfig
 }
 
 // Scope returns the token scope for the callee: Audience + "/.default".
-func (c Config) Scope() string { return c.Audience + "/.default" }
+func (c Config) Scope() string { return NormalizeAudience(c.Audience) + "/.default" }
+
+// NormalizeAudience returns the callee's audience as the token scope's prefix: spaces,
+// trailing slashes and a "/.default" suffix removed, so "api://callee/",
+// "api://callee/.default" and "api://callee" all give the scope
+// "api://callee/.default" (never "api://callee//.default"). It returns "" when
+// nothing but those is left.
+func NormalizeAudience(aud string) string {
+	aud = strings.TrimSpace(aud)
+	for {
+		t := strings.TrimRight(aud, "/")
+		t = strings.TrimSuffix(t, "/.default")
+		if t == aud {
+			break
+		}
+		aud = t
+	}
+	if aud == ".default" || strings.HasSuffix(aud, ":") || strings.HasSuffix(aud, ":/") {
+		return "" // "/.default" alone, or a bare scheme such as "api://"
+	}
+	return aud
+}
 
 // ConfigFromEnv reads the caller's settings with getenv and validates them, reporting
 // every problem together (joined), each naming its variable and saying what to set.
@@ -82,11 +129,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	case strings.ContainsAny(aud, " \t\r\n,"):
 		bad("%s must be a single Application ID URI or client ID without spaces or commas, got %q", EnvCalleeAudience, aud)
 	default:
-		aud = strings.TrimSuffix(aud, "/.default")
-		if aud == "" || strings.HasSuffix(aud, "/.default") {
-			bad("%s must name the callee, not only \"/.default\"", EnvCalleeAudience)
+		if n := NormalizeAudience(aud); n == "" {
+			bad("%s must name the callee (e.g. api://<tenant>/callee), not only \"/.default\" or a scheme, got %q", EnvCalleeAudience, aud)
 		} else {
-			cfg.Audience = aud
+			cfg.Audience = n
 		}
 	}
 
@@ -111,9 +157,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg.Timeout = DefaultTimeout
 	if v := strings.TrimSpace(getenv(EnvTimeout)); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
+		switch {
+		case err != nil || d <= 0:
 			bad("%s must be a positive Go duration such as 30s or 1m, got %q", EnvTimeout, v)
-		} else {
+		case d > MaxTimeout:
+			bad("%s must be at most %s (the Functions host stops waiting for a run after functionTimeout, %s in host.json), got %q", EnvTimeout, MaxTimeout, HostFunctionTimeout, v)
+		default:
 			cfg.Timeout = d
 		}
 	}
@@ -134,6 +183,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	cfg.Addr = addr
 
+	if err := CheckIdentityEnv(getenv); err != nil {
+		errs = append(errs, err)
+	}
+	kv, kvErrs := keyVaultFromEnv(getenv)
+	cfg.KeyVault, errs = kv, append(errs, kvErrs...)
+
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}
@@ -149,18 +204,21 @@ func (c *Config) Validate() error {
 	} else if _, err := parseCalleeURL(c.CalleeURL.String()); err != nil {
 		errs = append(errs, fmt.Errorf("%w: Config.CalleeURL (%s) %v", ErrConfig, EnvCalleeURL, err))
 	}
-	c.Audience = strings.TrimSuffix(strings.TrimSpace(c.Audience), "/.default")
+	c.Audience = NormalizeAudience(c.Audience)
 	if c.Audience == "" {
-		errs = append(errs, fmt.Errorf("%w: Config.Audience (%s) is required", ErrConfig, EnvCalleeAudience))
+		errs = append(errs, fmt.Errorf("%w: Config.Audience (%s) is required: the callee's Application ID URI or client ID", ErrConfig, EnvCalleeAudience))
 	}
 	if c.Credential == "" {
 		c.Credential = tokencache.ManagedIdentity
 	} else if _, err := tokencache.ParseCredentialKind(string(c.Credential)); err != nil {
 		errs = append(errs, fmt.Errorf("%w: Config.Credential (%s): %w", ErrConfig, EnvCredential, err))
 	}
-	if c.Timeout < 0 {
+	switch {
+	case c.Timeout < 0:
 		errs = append(errs, fmt.Errorf("%w: Config.Timeout (%s) must not be negative", ErrConfig, EnvTimeout))
-	} else if c.Timeout == 0 {
+	case c.Timeout > MaxTimeout:
+		errs = append(errs, fmt.Errorf("%w: Config.Timeout (%s) must be at most %s (functionTimeout is %s in host.json)", ErrConfig, EnvTimeout, MaxTimeout, HostFunctionTimeout))
+	case c.Timeout == 0:
 		c.Timeout = DefaultTimeout
 	}
 	if c.MaxRetries < 0 || c.MaxRetries > MaxMaxRetries {
@@ -169,18 +227,20 @@ func (c *Config) Validate() error {
 	if c.Addr == "" {
 		c.Addr = net.JoinHostPort(listenHost, strconv.Itoa(DefaultPort))
 	}
+	errs = append(errs, c.KeyVault.validate()...)
 	return errors.Join(errs...)
 }
 
 // parseCalleeURL accepts an absolute https URL, or http only to a loopback host (a
-// bearer token never travels in clear text off the machine).
+// bearer token never travels in clear text off the machine): the rule of
+// internal/netrule. Errors never quote the query string (it may hold a function key).
 func parseCalleeURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("is not a valid URL (%v)", stripURLErr(err))
+		return nil, fmt.Errorf("is not a valid URL (%s)", redact(stripURLErr(err).Error()))
 	}
 	if !u.IsAbs() || u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("must be an absolute URL such as https://callee.azurewebsites.net/api/ExclusiveFunction, got %q", raw)
+		return nil, fmt.Errorf("must be an absolute URL such as https://callee.azurewebsites.net/api/ExclusiveFunction, got %q", safeURL(u))
 	}
 	if u.User != nil {
 		return nil, errors.New("must not contain user credentials")
@@ -188,14 +248,8 @@ func parseCalleeURL(raw string) (*url.URL, error) {
 	if u.Fragment != "" {
 		return nil, errors.New("must not contain a fragment (#...)")
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("uses plain http to %q: use https (plain http is allowed only to loopback hosts)", u.Hostname())
-		}
-	default:
-		return nil, fmt.Errorf("must use https, got scheme %q", u.Scheme)
+	if err := netrule.CheckURL(u); err != nil {
+		return nil, fmt.Errorf("is refused: %w", err)
 	}
 	return u, nil
 }
@@ -208,12 +262,24 @@ func stripURLErr(err error) error {
 	return err
 }
 
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
+// CheckIdentityEnv refuses a half-set App Service managed identity: IDENTITY_ENDPOINT
+// and IDENTITY_HEADER come together (the platform sets both). With only one of them
+// azidentity silently falls back to IMDS and every run fails with a misleading
+// error. IDENTITY_ENDPOINT with IMDS_ENDPOINT (Azure Arc) is left alone. The error
+// names both settings and never quotes their values.
+func CheckIdentityEnv(getenv func(string) string) error {
+	ep := strings.TrimSpace(getenv(EnvIdentityEndpoint)) != ""
+	hdr := getenv(EnvIdentityHeader) != ""
+	switch {
+	case ep == hdr:
+		return nil
+	case ep && strings.TrimSpace(getenv(envIMDSEndpoint)) != "":
+		return nil // Azure Arc: IDENTITY_ENDPOINT + IMDS_ENDPOINT
+	case ep:
+		return fmt.Errorf("%w: %s is set but %s is not: set both (the Functions platform sets both when a managed identity is enabled) or neither", ErrConfig, EnvIdentityEndpoint, EnvIdentityHeader)
+	default:
+		return fmt.Errorf("%w: %s is set but %s is not: set both (the Functions platform sets both when a managed identity is enabled) or neither", ErrConfig, EnvIdentityHeader, EnvIdentityEndpoint)
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 const listenHost = "127.0.0.1"

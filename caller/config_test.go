@@ -2,6 +2,7 @@ package caller
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,20 @@ func TestConfigFromEnv(t *testing.T) {
 			}
 		}},
 		{"client ID audience", with(EnvCalleeAudience, "0f5c2b9e-6a3d-4c1e-9b7a-3e8d2f4a1c01"), nil, nil},
+		{"audience with a trailing slash", with(EnvCalleeAudience, "api://callee/"), nil, func(t *testing.T, c Config) {
+			if c.Scope() != "api://callee/.default" {
+				t.Errorf("scope %q; want api://callee/.default", c.Scope())
+			}
+		}},
+		{"audience with slashes around /.default", with(EnvCalleeAudience, "api://callee//.default/"), nil, func(t *testing.T, c Config) {
+			if c.Scope() != "api://callee/.default" {
+				t.Errorf("scope %q; want api://callee/.default", c.Scope())
+			}
+		}},
+		{"bare scheme", with(EnvCalleeAudience, "api://"), []string{EnvCalleeAudience}, nil},
+		{"timeout at the host's bound", with(EnvTimeout, MaxTimeout.String()), nil, nil},
+		{"timeout beyond the host's functionTimeout", with(EnvTimeout, "5m"), []string{EnvTimeout}, nil},
+		{"timeout of an hour", with(EnvTimeout, "1h"), []string{EnvTimeout}, nil},
 		{"only /.default", with(EnvCalleeAudience, "/.default"), []string{EnvCalleeAudience}, nil},
 		{"audience with spaces", with(EnvCalleeAudience, "api://a api://b"), []string{EnvCalleeAudience}, nil},
 		{"relative URL", with(EnvCalleeURL, "/api/ExclusiveFunction"), []string{EnvCalleeURL}, nil},
@@ -119,5 +134,32 @@ func TestConfigValidate(t *testing.T) {
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), EnvCalleeURL) || !strings.Contains(err.Error(), EnvCalleeAudience) {
 		t.Fatalf("Validate of a zero Config: %v; want errors naming %s and %s", err, EnvCalleeURL, EnvCalleeAudience)
+	}
+	u, _ := url.Parse("https://callee.example.com/api/x")
+	c = Config{CalleeURL: u, Audience: "api://callee/", Timeout: time.Hour}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), EnvTimeout) {
+		t.Errorf("Validate with a 1h timeout: %v; want an error naming %s", err, EnvTimeout)
+	}
+	c.Timeout = 0
+	if err := c.Validate(); err != nil || c.Scope() != "api://callee/.default" || c.Timeout != DefaultTimeout {
+		t.Errorf("Validate: %v, scope %q, timeout %v", err, c.Scope(), c.Timeout)
+	}
+}
+
+func TestNormalizeAudience(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"api://callee":                         "api://callee",
+		"api://callee/":                        "api://callee",
+		"api://callee/.default":                "api://callee",
+		"api://callee//.default":               "api://callee",
+		" api://tenant/callee/.default ":       "api://tenant/callee",
+		"https://vault.azure.net/":             "https://vault.azure.net",
+		"0f5c2b9e-6a3d-4c1e-9b7a-3e8d2f4a1c01": "0f5c2b9e-6a3d-4c1e-9b7a-3e8d2f4a1c01",
+		"/.default":                            "", ".default": "", "api://": "", "/": "", "": "",
+	} {
+		if got := NormalizeAudience(in); got != want {
+			t.Errorf("NormalizeAudience(%q) = %q; want %q", in, got, want)
+		}
 	}
 }

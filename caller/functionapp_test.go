@@ -2,9 +2,11 @@ package caller
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // The function app's files must keep the shape the Functions host needs to post timer
@@ -22,8 +24,9 @@ func TestFunctionAppFiles(t *testing.T) {
 		}
 	}
 	var host struct {
-		Version       string `json:"version"`
-		CustomHandler struct {
+		Version         string `json:"version"`
+		FunctionTimeout string `json:"functionTimeout"`
+		CustomHandler   struct {
 			Description struct {
 				DefaultExecutablePath string `json:"defaultExecutablePath"`
 			} `json:"description"`
@@ -33,6 +36,16 @@ func TestFunctionAppFiles(t *testing.T) {
 		} `json:"extensionBundle"`
 	}
 	read(filepath.Join("functionapp", "host.json"), &host)
+	// CALLER_TIMEOUT is bounded by MaxTimeout so that a run always answers before the
+	// host's functionTimeout (the Consumption plan's 5-minute default, valid on every plan).
+	var h, m, s int
+	if _, err := fmt.Sscanf(host.FunctionTimeout, "%d:%d:%d", &h, &m, &s); err != nil {
+		t.Fatalf("host.json functionTimeout %q: %v", host.FunctionTimeout, err)
+	}
+	ft := time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second
+	if ft != HostFunctionTimeout || MaxTimeout+ShutdownGrace >= ft || ft > 10*time.Minute {
+		t.Errorf("host.json functionTimeout %v; want HostFunctionTimeout (%v), above MaxTimeout+ShutdownGrace (%v) and within Consumption's 10-minute limit", ft, HostFunctionTimeout, MaxTimeout+ShutdownGrace)
+	}
 	if host.Version != "2.0" || host.CustomHandler.Description.DefaultExecutablePath != "handler" || host.ExtensionBundle.Version != "[4.*, 5.0.0)" {
 		t.Errorf("host.json: %+v", host)
 	}

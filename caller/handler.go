@@ -17,9 +17,39 @@ import (
 	"github.com/f2fauth/f2fauth/internal/otelsetup"
 )
 
-// DefaultShutdownTimeout bounds how long in-flight invocations may take to finish after
-// SIGTERM/SIGINT.
-const DefaultShutdownTimeout = 10 * time.Second
+// Limits of the invocation listener. The Functions host posts a small JSON body over
+// loopback at once; anything slower is not the host and is cut off.
+const (
+	// DefaultReadHeaderTimeout bounds reading an invocation's headers.
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultReadTimeout bounds reading a whole invocation request, body included.
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultIdleTimeout bounds how long an idle keep-alive connection stays open.
+	DefaultIdleTimeout = 2 * time.Minute
+	// MaxInvocationHeaderBytes bounds an invocation's headers.
+	MaxInvocationHeaderBytes = 64 << 10
+	// ShutdownGrace is how much longer than Config.Timeout a shutdown waits for
+	// in-flight runs to answer.
+	ShutdownGrace = 5 * time.Second
+)
+
+// serverLimits are the listener's bounds; tests shorten them.
+type serverLimits struct {
+	readHeader, read, write, idle, shutdown time.Duration
+}
+
+// defaultServerLimits derives the limits from the run timeout: a response is written
+// within the run's time plus ShutdownGrace, and shutdown waits at least as long as a
+// run may take.
+func defaultServerLimits(runTimeout time.Duration) serverLimits {
+	return serverLimits{
+		readHeader: DefaultReadHeaderTimeout,
+		read:       DefaultReadTimeout,
+		write:      DefaultReadTimeout + runTimeout + ShutdownGrace,
+		idle:       DefaultIdleTimeout,
+		shutdown:   runTimeout + ShutdownGrace,
+	}
+}
 
 // InvocationIDHeader carries the host's invocation ID.
 const InvocationIDHeader = "X-Azure-Functions-InvocationId"
@@ -41,10 +71,7 @@ func (c *Caller) Handler() http.Handler {
 }
 
 func (c *Caller) serveInvocation(w http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get(InvocationIDHeader)
-	if len(id) > 64 {
-		id = id[:64]
-	}
+	id := safeText(r.Header.Get(InvocationIDHeader), 64)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxInvocationBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -58,8 +85,9 @@ func (c *Caller) serveInvocation(w http.ResponseWriter, r *http.Request) {
 	}
 	inv, err := ParseInvocation(body)
 	if err != nil {
-		c.logger.Warn("caller: malformed invocation", "invocation_id", id, "error", err.Error())
-		writeJSON(w, http.StatusBadRequest, InvocationResponse{Outputs: map[string]any{}, Logs: []string{err.Error()}})
+		msg := condense(err)
+		c.logger.Warn("caller: malformed invocation", "invocation_id", id, "error", msg)
+		writeJSON(w, http.StatusBadRequest, InvocationResponse{Outputs: map[string]any{}, Logs: []string{msg}})
 		return
 	}
 	var logs []string
@@ -70,10 +98,19 @@ func (c *Caller) serveInvocation(w http.ResponseWriter, r *http.Request) {
 
 	status := http.StatusOK
 	level := slog.LevelInfo
+	if rep.KeyVault != nil {
+		logs = append(logs, rep.KeyVault.Summary())
+		if !rep.KeyVault.OK && rep.OK {
+			status, level = http.StatusBadGateway, slog.LevelError // the secret is part of the run
+		}
+	}
 	if !rep.OK {
 		status, level = http.StatusBadGateway, slog.LevelError
-		if rep.Timeout {
+		switch {
+		case rep.Timeout:
 			status = http.StatusGatewayTimeout
+		case rep.Cancelled:
+			status = http.StatusServiceUnavailable
 		}
 		logs = append(logs, "run failed: "+rep.Summary())
 	} else {
@@ -96,32 +133,44 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-// Serve serves c.Handler() on ln until ctx is done, then shuts down gracefully (in-flight
-// invocations finish, for at most DefaultShutdownTimeout). It returns nil after a clean
-// shutdown.
+// Serve serves c.Handler() on ln until ctx is done, then shuts down: it stops
+// accepting, cancels the runs in flight — each still answers its invocation, as a
+// failed run (503) whose reason says the handler is shutting down — and waits for
+// those answers for at most Config.Timeout + ShutdownGrace (as long as a run may
+// take). The listener bounds slow clients: DefaultReadHeaderTimeout for headers,
+// DefaultReadTimeout for the whole request, MaxInvocationBytes for the body. It
+// returns nil after a clean shutdown.
 func (c *Caller) Serve(ctx context.Context, ln net.Listener) error {
+	runs, cancelRuns := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelRuns(nil)
 	srv := &http.Server{
 		Handler:           c.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: c.server.readHeader,
+		ReadTimeout:       c.server.read,
+		WriteTimeout:      c.server.write,
+		IdleTimeout:       c.server.idle,
+		MaxHeaderBytes:    MaxInvocationHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return runs },
 		ErrorLog:          slog.NewLogLogger(c.logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	c.logger.Info("caller: listening", "addr", ln.Addr().String(), "callee_url", c.cfg.CalleeURL.String(), "scope", c.scope, "credential", string(c.cfg.Credential))
+	c.logger.Info("caller: listening; each run asks for a token for scope "+c.scope,
+		"addr", ln.Addr().String(), "callee_url", safeURL(c.cfg.CalleeURL), "scope", c.scope,
+		"credential", string(c.cfg.Credential), "timeout", c.cfg.Timeout.String())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("caller: serve: %w", err)
 	case <-ctx.Done():
 	}
-	c.logger.Info("caller: shutting down")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultShutdownTimeout)
+	c.logger.Info("caller: shutting down; cancelling runs in flight", "wait", c.server.shutdown.String())
+	cancelRuns(errShuttingDown)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.server.shutdown)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	<-errc
 	if err != nil {
-		return fmt.Errorf("caller: shutdown: %w", err)
+		return fmt.Errorf("caller: shutdown: in-flight runs did not answer within %s: %w", c.server.shutdown, err)
 	}
 	return nil
 }
@@ -130,15 +179,20 @@ func (c *Caller) Serve(ctx context.Context, ln net.Listener) error {
 // problem reported together, naming the variables), builds the Caller (one token cache
 // for the process), listens on 127.0.0.1 and FUNCTIONS_CUSTOMHANDLER_PORT (the Functions
 // host dials 127.0.0.1) and serves until ctx is cancelled or SIGTERM/SIGINT arrives.
-// logger nil means a JSON logger on stderr.
+// logger nil means a JSON logger on stderr. The error it returns is redacted.
 func Run(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	err := runProgram(ctx, getenv, logger)
+	return redactErr(err)
+}
+
+func runProgram(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
 	cfg, err := ConfigFromEnv(getenv)
 	if err != nil {
 		return err
 	}
-	tel, err := otelsetup.Setup(ctx, getenv, otelsetup.Options{ServiceName: "f2fauth-caller", AlwaysTrace: true}) // OpenTelemetry
+	tel, err := otelsetup.Setup(ctx, otelsetup.Getenv(getenv), otelsetup.Options{ServiceName: "f2fauth-caller", AlwaysTrace: true}) // OpenTelemetry
 	if err != nil {
 		return fmt.Errorf("caller: %w", err)
 	}

@@ -74,8 +74,17 @@ func newFixture(t testing.TB, calleeURL string, mutate func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(mi.Close)
-	t.Setenv("IDENTITY_ENDPOINT", mi.Endpoint())
-	t.Setenv("IDENTITY_HEADER", mi.Header())
+	f := newFixtureAt(t, calleeURL, aud, mi.Endpoint(), mi.Header(), mutate)
+	f.mi = mi
+	return f
+}
+
+// newFixtureAt is newFixture with the managed-identity endpoint and secret given
+// (e.g. a hostile endpoint); f.mi is nil.
+func newFixtureAt(t testing.TB, calleeURL, aud, endpoint, header string, mutate func(*Config)) *fixture {
+	t.Helper()
+	t.Setenv("IDENTITY_ENDPOINT", endpoint)
+	t.Setenv("IDENTITY_HEADER", header)
 	u, err := url.Parse(calleeURL)
 	if err != nil {
 		t.Fatal(err)
@@ -94,11 +103,11 @@ func newFixture(t testing.TB, calleeURL string, mutate func(*Config)) *fixture {
 		hs.Close()
 		c.Close()
 		out := logs.String()
-		if strings.Contains(out, mi.Header()) || strings.Contains(out, "eyJ") {
+		if strings.Contains(out, header) || strings.Contains(out, "eyJ") {
 			t.Errorf("caller logs contain a secret (IDENTITY_HEADER or a token)")
 		}
 	})
-	return &fixture{c: c, mi: mi, url: hs.URL, logs: logs}
+	return &fixture{c: c, url: hs.URL, logs: logs}
 }
 
 type run struct {
@@ -282,6 +291,8 @@ func TestCalleeAnswers(t *testing.T) {
 		{"401 invalid_token: transport refreshes the token and retries once",
 			[]func(http.ResponseWriter){answer(401, map[string]string{"WWW-Authenticate": `Bearer realm="x", error="invalid_token"`}, `{"reason":"token_expired"}`), ok200}, 3, 200, 200, 1, 2, ""},
 		{"garbage reason is not echoed", []func(http.ResponseWriter){answer(403, nil, `{"reason":"<script>alert(1)</script>"}`)}, 0, 502, 403, 1, 1, ""},
+		{"Retry-After beyond the run's time: not retried", []func(http.ResponseWriter){answer(503, map[string]string{"Retry-After": "3600"}, ""), ok200}, 3, 502, 503, 1, 1, ""},
+		{"101 is not a final answer", []func(http.ResponseWriter){answer(101, nil, ""), ok200}, 3, 502, 101, 1, 1, "the callee answered with an interim status, not a final answer"},
 		{"redirects are not followed", []func(http.ResponseWriter){answer(302, map[string]string{"Location": "https://example.com/steal"}, "")}, 3, 502, 302, 1, 1, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -338,27 +349,47 @@ func TestNoTokenFailsTheRunWithoutCallingTheCallee(t *testing.T) {
 	if hits.Load() != 0 {
 		t.Errorf("callee called %d times without a token", hits.Load())
 	}
+	// The cache remembers the failure for its backoff: the next run fails too,
+	// without asking the identity endpoint again (tokencache's resilience tests
+	// cover the recovery once the backoff has passed).
+	asked := f.mi.Requests()
 	f.mi.SetFailure(0, "")
-	if r := f.invoke(t, payload(false)); r.status != http.StatusOK {
-		t.Fatalf("after the endpoint recovered: status %d logs %q", r.status, r.logs())
+	if r := f.invoke(t, payload(false)); r.status != http.StatusBadGateway || !r.report().NoToken {
+		t.Fatalf("run inside the failure backoff: status %d report %+v", r.status, r.report())
+	}
+	if n := f.mi.Requests(); n != asked {
+		t.Errorf("identity endpoint asked %d more times inside the failure backoff", n-asked)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("callee called %d times without a token", hits.Load())
 	}
 }
 
-func TestServeShutsDownGracefully(t *testing.T) {
+// SIGTERM (here: Serve's context ending, which is what Run's signal.NotifyContext
+// does) cancels the runs in flight; each still answers its invocation, and Serve
+// returns cleanly. TestRunAnswersInFlightRunsOnSIGTERM sends a real SIGTERM.
+func TestServeCancelsAndAnswersInFlightRunsOnShutdown(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		once.Do(func() { close(entered) })
-		<-release
-		ok200(w)
+		select { // a callee that would hold the run for its whole timeout
+		case <-release:
+		case <-r.Context().Done():
+		}
 	}))
 	defer srv.Close()
-	f := newFixture(t, srv.URL, nil)
+	defer close(release)
+	f := newFixture(t, srv.URL, func(c *Config) { c.Timeout = 4 * time.Minute })
+	if f.c.server.shutdown < f.c.cfg.Timeout {
+		t.Errorf("shutdown waits %v, less than a run may take (%v)", f.c.server.shutdown, f.c.cfg.Timeout)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	served := make(chan error, 1)
 	go func() { served <- f.c.Serve(ctx, ln) }()
 
@@ -369,15 +400,16 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		done <- g.invoke(t, payload(false))
 	}()
 	<-entered
-	cancel() // what SIGTERM does through Run's signal.NotifyContext
+	cancel()
+	var r run
 	select {
-	case err := <-served:
-		t.Fatalf("Serve returned (%v) with an invocation in flight", err)
-	case <-time.After(100 * time.Millisecond):
+	case r = <-done:
+	case <-time.After(time.Minute): // failure guard only
+		t.Fatal("the in-flight run was not answered after shutdown began")
 	}
-	close(release)
-	if r := <-done; r.status != http.StatusOK {
-		t.Fatalf("in-flight invocation: status %d logs %q", r.status, r.logs())
+	rep := r.report()
+	if r.status != http.StatusServiceUnavailable || !rep.Cancelled || rep.OK || !strings.Contains(r.logs(), "shutting down") {
+		t.Fatalf("in-flight run: status %d report %+v logs %q; want 503, cancelled, reason naming the shutdown", r.status, rep, r.logs())
 	}
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)

@@ -20,17 +20,22 @@ const (
 	// EnvCredential chooses the credential: "managedidentity" (default) or "dev"
 	// (managed identity, then workload identity, then Azure CLI) for local runs.
 	EnvCredential = "CALLER_CREDENTIAL"
-	// EnvTimeout bounds one call to the callee, including retries (Go duration); default 30s.
+	// EnvTimeout bounds one call to the callee, including retries (Go duration); default
+	// 30s, at most MaxTimeout.
 	EnvTimeout = "CALLER_TIMEOUT"
 	// EnvMaxRetries is the number of retries after a 429 or 5xx answer; default 3.
 	EnvMaxRetries = "CALLER_MAX_RETRIES"
 )
 
-// Settings lists every app setting the caller reads.
-var Settings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule, EnvClientID, EnvCredential, EnvTimeout, EnvMaxRetries}
+// Settings returns every app setting the caller reads. The slice is the caller's own.
+func Settings() []string {
+	return []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule, EnvClientID, EnvCredential, EnvTimeout, EnvMaxRetries,
+		EnvKeyVaultURL, EnvKeyVaultSecret, EnvKeyVaultCAFile}
+}
 
-// RequiredSettings lists the app settings a deployment must set.
-var RequiredSettings = []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule}
+// RequiredSettings returns the app settings a deployment must set. The slice is the
+// caller's own.
+func RequiredSettings() []string { return []string{EnvCalleeURL, EnvCalleeAudience, EnvSchedule} }
 
 // Settings the Functions host sets for the handler process; they are not app settings and
 // are therefore not in [Settings].

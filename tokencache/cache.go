@@ -2,17 +2,24 @@ package tokencache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/f2fauth/f2fauth/internal/redact"
+	"github.com/f2fauth/f2fauth/internal/retry"
 )
 
 var _ azcore.TokenCredential = (*Cache)(nil)
@@ -29,9 +36,11 @@ type Cache struct {
 	life   context.Context
 	cancel context.CancelFunc
 
-	// entries is a copy-on-write map from entry key to entry, read without locks.
-	entries atomic.Pointer[map[string]*entry]
-	mu      sync.Mutex // serialises inserts into entries
+	// entries maps entry key to *entry; reads take no lock and an insert
+	// does not copy the map.
+	entries sync.Map
+	mu      sync.Mutex // serialises inserts and eviction sweeps
+	swept   time.Time  // last eviction sweep (cache clock), under mu
 
 	closed atomic.Bool
 	lifeMu sync.RWMutex // guards closing against wg.Add
@@ -47,7 +56,8 @@ type Cache struct {
 // Times are Unix nanoseconds on the cache's clock.
 type tokenState struct {
 	tok         azcore.AccessToken
-	usableUntil int64 // ExpiresOn - SafetyMargin; math.MinInt64 once invalidated
+	usableUntil int64 // validUntil, or math.MinInt64 while invalidated
+	validUntil  int64 // ExpiresOn (clamped) - SafetyMargin
 	refreshAt   int64 // background refresh point
 	retryAt     int64 // earliest next background attempt after a failure (backoff)
 }
@@ -66,15 +76,19 @@ type entry struct {
 	scopes []string
 	opts   policy.TokenRequestOptions
 
-	state atomic.Pointer[tokenState]
-	busy  atomic.Bool // a credential call is in flight
+	state   atomic.Pointer[tokenState]
+	busy    atomic.Bool // a credential call is in flight
+	evicted atomic.Bool // removed from the map; callers make a new entry
 
 	mu         sync.Mutex
 	inflight   *call
-	failures   int // consecutive failed credential calls
+	failures   int   // consecutive failed credential calls
+	lastErr    error // the last failure, answered until retryAt
+	retryAt    int64 // no credential call before this (Unix ns, cache clock)
 	forced     bool
 	lastForced time.Time
 	timer      *time.Timer
+	usesSeen   uint64 // hits+misses at the last eviction sweep
 
 	hits, misses, refreshes, failed atomic.Uint64
 }
@@ -84,15 +98,14 @@ type entry struct {
 func New(cred azcore.TokenCredential, opts *Options) (*Cache, error) {
 	cfg, err := opts.resolve()
 	if cred == nil {
-		err = joinErr(ErrNilCredential, err)
+		err = joinErr(errNilCredential, err)
 	}
 	if err != nil {
 		return nil, err
 	}
 	c := &Cache{cred: cred, cfg: cfg}
 	c.life, c.cancel = context.WithCancel(context.Background())
-	m := map[string]*entry{}
-	c.entries.Store(&m)
+	c.swept = cfg.now()
 	c.tel = newTelemetry(c, opts) // OpenTelemetry (telemetry.go)
 	return c, nil
 }
@@ -102,11 +115,14 @@ func New(cred azcore.TokenCredential, opts *Options) (*Cache, error) {
 // margin from now. Past the token's refresh point, a background refresh starts
 // and the caller still gets the cached token at once. When no usable token is
 // cached, the caller waits for the credential, bounded by ctx and
-// Options.Timeout; on failure the error wraps [ErrCredential] and the
-// credential's error and names the scope (never the token).
+// Options.Timeout; on failure the error wraps [ErrNoToken] (and the
+// credential's error, when the credential failed) and names the scope (never the token, nor any other
+// secret: the message is redacted). A failure is remembered for the scope
+// until its backoff (or the server's Retry-After) has passed: meanwhile every
+// caller gets the same error without a new credential call.
 func (c *Cache) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	if c.closed.Load() {
-		return azcore.AccessToken{}, ErrClosed
+		return azcore.AccessToken{}, errClosed
 	}
 	e := c.lookup(&opts)
 	if e != nil {
@@ -126,13 +142,20 @@ func (c *Cache) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (
 
 // lookup finds the entry for o without allocating.
 func (c *Cache) lookup(o *policy.TokenRequestOptions) *entry {
-	m := *c.entries.Load()
+	var v any
 	if len(o.Scopes) == 1 && o.TenantID == "" && o.Claims == "" && !o.EnableCAE {
-		return m[o.Scopes[0]]
+		v, _ = c.entries.Load(o.Scopes[0])
+	} else {
+		var buf [256]byte
+		k := appendKey(buf[:0], o)
+		if len(k) == 0 {
+			return nil
+		}
+		// The map does not keep the key of a lookup: no copy needed.
+		v, _ = c.entries.Load(unsafe.String(&k[0], len(k)))
 	}
-	var buf [256]byte
-	k := appendKey(buf[:0], o)
-	return m[string(k)]
+	e, _ := v.(*entry)
+	return e
 }
 
 // appendKey appends the entry key of o to b. The common case (one scope, no
@@ -159,18 +182,19 @@ func appendKey(b []byte, o *policy.TokenRequestOptions) []byte {
 	return b
 }
 
-// getOrCreate returns the entry for o, creating it if needed.
+// getOrCreate returns the entry for o, creating it if needed. Creating one
+// also runs the eviction sweep when it is due.
 func (c *Cache) getOrCreate(o *policy.TokenRequestOptions) (*entry, error) {
 	key := string(appendKey(nil, o))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
-	old := *c.entries.Load()
-	if e, ok := old[key]; ok {
-		return e, nil
+	if v, ok := c.entries.Load(key); ok {
+		return v.(*entry), nil
 	}
+	c.sweepLocked(c.cfg.now())
 	scopes := slices.Clone(o.Scopes)
 	label := strings.Join(scopes, " ")
 	if o.TenantID != "" {
@@ -182,22 +206,52 @@ func (c *Cache) getOrCreate(o *policy.TokenRequestOptions) (*entry, error) {
 		scopes: scopes,
 		opts:   policy.TokenRequestOptions{Scopes: scopes, TenantID: o.TenantID, Claims: o.Claims, EnableCAE: o.EnableCAE},
 	}
-	m := make(map[string]*entry, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[key] = e
-	c.entries.Store(&m)
+	c.entries.Store(key, e)
 	return e, nil
 }
 
-// getSlow waits for a usable token: it joins the in-flight credential call or
-// starts one.
+// sweepLocked evicts the entries nobody asked for since the previous sweep,
+// at most once per evictionInterval: an unused scope is forgotten (its timer
+// stopped, no more background refreshes) between one and two intervals after
+// its last use. c.mu must be held.
+func (c *Cache) sweepLocked(now time.Time) {
+	if now.Sub(c.swept) < evictionInterval {
+		return
+	}
+	c.swept = now
+	c.entries.Range(func(k, v any) bool {
+		e := v.(*entry)
+		uses := e.hits.Load() + e.misses.Load()
+		e.mu.Lock()
+		if uses == e.usesSeen && e.inflight == nil {
+			e.evicted.Store(true)
+			if e.timer != nil {
+				e.timer.Stop()
+			}
+			c.entries.Delete(k)
+		}
+		e.usesSeen = uses
+		e.mu.Unlock()
+		return true
+	})
+}
+
+// sweep runs the eviction sweep when due (from background work).
+func (c *Cache) sweep() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed.Load() {
+		c.sweepLocked(c.cfg.now())
+	}
+}
+
+// getSlow waits for a usable token: it joins the in-flight credential call,
+// answers a remembered failure, or starts a call.
 func (c *Cache) getSlow(ctx context.Context, o *policy.TokenRequestOptions, e *entry) (azcore.AccessToken, error) {
 	if len(o.Scopes) == 0 {
-		return azcore.AccessToken{}, ErrNoScopes
+		return azcore.AccessToken{}, errNoScopes
 	}
-	if e == nil {
+	if e == nil || e.evicted.Load() {
 		var err error
 		if e, err = c.getOrCreate(o); err != nil {
 			return azcore.AccessToken{}, err
@@ -206,13 +260,25 @@ func (c *Cache) getSlow(ctx context.Context, o *policy.TokenRequestOptions, e *e
 	e.misses.Add(1)
 
 	e.mu.Lock()
-	if st := e.state.Load(); st != nil && c.cfg.now().UnixNano() < st.usableUntil {
+	now := c.cfg.now().UnixNano()
+	st := e.state.Load()
+	if st != nil && now < st.usableUntil {
 		// A call finished between the fast path and here.
 		e.mu.Unlock()
 		return st.tok, nil
 	}
 	cl := e.inflight
 	if cl == nil {
+		if e.lastErr != nil && now < e.retryAt {
+			// Backing off: the previous failure is the answer, unless a token
+			// that is merely invalidated is still valid.
+			err := e.lastErr
+			e.mu.Unlock()
+			if st != nil && now < st.validUntil {
+				return st.tok, nil
+			}
+			return azcore.AccessToken{}, err
+		}
 		var err error
 		if cl, err = c.start(e, false); err != nil {
 			e.mu.Unlock()
@@ -222,20 +288,24 @@ func (c *Cache) getSlow(ctx context.Context, o *policy.TokenRequestOptions, e *e
 	e.mu.Unlock()
 
 	if err := ctx.Err(); err != nil {
-		return azcore.AccessToken{}, fmt.Errorf("tokencache: waiting for a token for scope %q: %w", e.label, err)
+		return azcore.AccessToken{}, fmt.Errorf("%w for scope %q: the caller stopped waiting: %w", ErrNoToken, e.label, err)
 	}
 	t := time.NewTimer(c.cfg.timeout)
 	defer t.Stop()
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
-		return azcore.AccessToken{}, fmt.Errorf("tokencache: waiting for a token for scope %q: %w", e.label, ctx.Err())
+		return azcore.AccessToken{}, fmt.Errorf("%w for scope %q: the caller stopped waiting: %w", ErrNoToken, e.label, ctx.Err())
 	case <-t.C:
-		return azcore.AccessToken{}, fmt.Errorf("%w (%v) for scope %q", ErrTimeout, c.cfg.timeout, e.label)
+		return azcore.AccessToken{}, fmt.Errorf("%w for scope %q: %w (%v)", ErrNoToken, e.label, errTimeout, c.cfg.timeout)
 	case <-c.life.Done():
-		return azcore.AccessToken{}, ErrClosed
+		return azcore.AccessToken{}, errClosed
 	}
 	if cl.err != nil {
+		// A failed forced refresh leaves the old token in service.
+		if st := e.state.Load(); st != nil && c.cfg.now().UnixNano() < st.usableUntil {
+			return st.tok, nil
+		}
 		return azcore.AccessToken{}, cl.err
 	}
 	return cl.tok, nil
@@ -256,7 +326,7 @@ func (c *Cache) refreshAsync(e *entry) {
 		return
 	}
 	now := c.cfg.now().UnixNano()
-	if now < st.refreshAt || now < st.retryAt || now >= st.usableUntil {
+	if now < st.refreshAt || now < st.retryAt || now < e.retryAt || now >= st.usableUntil {
 		return
 	}
 	_, _ = c.start(e, true)
@@ -276,7 +346,7 @@ func (c *Cache) enter() bool {
 // start launches a credential call for e. e.mu must be held.
 func (c *Cache) start(e *entry, background bool) (*call, error) {
 	if !c.enter() {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	cl := &call{done: make(chan struct{})}
 	e.inflight = cl
@@ -285,8 +355,17 @@ func (c *Cache) start(e *entry, background bool) (*call, error) {
 	return cl, nil
 }
 
+// result is what a credential call returned.
+type result struct {
+	tok azcore.AccessToken
+	err error
+}
+
 // fetch performs one credential call on the cache's lifecycle context, bounded
-// by Options.Timeout, and publishes the result.
+// by Options.Timeout, and publishes the result. A credential that ignores its
+// context is abandoned when the timeout passes: its goroutine is left to
+// finish on its own, its result discarded, and the scope is free for the next
+// call.
 func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 	defer c.wg.Done()
 	log := c.cfg.logger
@@ -298,7 +377,37 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 	ctx, cancel := context.WithTimeout(c.life, c.cfg.timeout)
 	opts := e.opts
 	opts.Scopes = slices.Clone(e.scopes) // the credential may not keep or alter ours
-	tok, err := c.callCredential(ctx, opts)
+	res := make(chan result, 1)
+	go func() {
+		tok, err := c.callCredential(ctx, opts)
+		res <- result{tok, err}
+	}()
+	var tok azcore.AccessToken
+	var err error
+	select {
+	case r := <-res:
+		tok, err = r.tok, r.err
+	case <-ctx.Done():
+		// On Close, give a credential that honours its context a moment to
+		// return; one that ignores it is abandoned, so Close stays bounded.
+		if c.life.Err() != nil {
+			t := time.NewTimer(closeGrace)
+			select {
+			case r := <-res:
+				tok, err = r.tok, r.err
+			case <-t.C:
+				err = errAbandonedOnClose
+			}
+			t.Stop()
+			break
+		}
+		select {
+		case r := <-res:
+			tok, err = r.tok, r.err
+		default:
+			err = fmt.Errorf("%w: the credential did not return within %v and was abandoned", errTimeout, c.cfg.timeout)
+		}
+	}
 	cancel()
 
 	now := c.cfg.now()
@@ -310,8 +419,11 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 
 	e.mu.Lock()
 	var delay time.Duration
+	var msg string
 	if err == nil {
 		e.failures = 0
+		e.lastErr = nil
+		e.retryAt = 0
 		e.state.Store(next)
 		c.refreshes.Add(1)
 		e.refreshes.Add(1)
@@ -322,15 +434,25 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 		c.failures.Add(1)
 		e.failed.Add(1)
 		delay = c.backoff(e.failures, err, now)
+		retryAt := unixNano(now.Add(delay))
+		ce := newCredError(e.label, err)
+		msg = ce.msg
+		cl.err = ce
+		e.lastErr = ce
+		e.retryAt = retryAt
 		if old := e.state.Load(); old != nil {
 			ns := *old
-			ns.retryAt = now.Add(delay).UnixNano()
+			ns.retryAt = retryAt
+			if now.UnixNano() < ns.validUntil {
+				// Keep a valid token until a new one is in hand, even one
+				// that was invalidated.
+				ns.usableUntil = ns.validUntil
+			}
 			e.state.Store(&ns)
 			if now.UnixNano() < ns.usableUntil {
 				c.arm(e, delay)
 			}
 		}
-		cl.err = fmt.Errorf("%w for scope %q: %w", ErrCredential, e.label, err)
 	}
 	e.inflight = nil
 	e.busy.Store(false)
@@ -347,7 +469,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 				slog.Time("expires_on", tok.ExpiresOn), slog.Time("refresh_at", time.Unix(0, next.refreshAt).UTC()))
 		} else {
 			attrs := []slog.Attr{slog.String("scope", e.label), slog.Int("attempt", attempt),
-				slog.Duration("retry_in", delay), slog.String("error", err.Error())}
+				slog.Int64("retry_in_ms", delay.Milliseconds()), slog.String("error", msg)}
 			if cached != nil {
 				attrs = append(attrs, slog.Time("cached_expires_on", cached.tok.ExpiresOn))
 			}
@@ -361,42 +483,137 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 func (c *Cache) callCredential(ctx context.Context, opts policy.TokenRequestOptions) (tok azcore.AccessToken, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			tok, err = azcore.AccessToken{}, fmt.Errorf("%w: credential panicked: %v", ErrCredentialPanic, r)
+			tok, err = azcore.AccessToken{}, fmt.Errorf("%w: %v", errCredentialPanic, r)
 		}
 	}()
 	return c.cred.GetToken(ctx, opts)
 }
 
-// newState validates tok and computes its usable window and refresh point.
+// closeGrace is how long Close waits for an in-flight credential call after
+// cancelling its context before abandoning it.
+const closeGrace = time.Second
+
+// maxErrorBytes bounds the message of an error the cache returns.
+const maxErrorBytes = 2048
+
+// credError is a credential failure as the cache returns it: the message
+// names the scope and carries the credential's error redacted (no known
+// secret, no token-shaped string) on one bounded line; errors.Is and
+// errors.As still reach [ErrNoToken] and the credential's error.
+type credError struct {
+	msg   string
+	cause error
+}
+
+func newCredError(label string, err error) *credError {
+	detail := redact.Line(errorText(err), maxErrorBytes, knownSecrets()...)
+	return &credError{msg: fmt.Sprintf("%v for scope %q: %s", ErrNoToken, label, detail), cause: err}
+}
+
+// errorText returns err.Error(), or a placeholder when that panics (an
+// azcore.ResponseError built without a request does).
+func errorText(err error) (s string) {
+	defer func() {
+		if r := recover(); r != nil {
+			s = fmt.Sprintf("%T (its message could not be formatted)", err)
+		}
+	}()
+	return err.Error()
+}
+
+func (e *credError) Error() string   { return e.msg }
+func (e *credError) Unwrap() []error { return []error{ErrNoToken, e.cause} }
+
+// knownSecrets returns the managed-identity secrets of the environment, which
+// an identity endpoint may echo into an error body.
+func knownSecrets() []string {
+	return []string{os.Getenv("IDENTITY_HEADER"), os.Getenv("MSI_SECRET")}
+}
+
+// errUnusableToken is wrapped when the credential returns a token that cannot
+// be sent: empty, or with characters outside RFC 6750's b64token.
+var errUnusableToken = errors.New("the credential returned an unusable access token (empty or malformed); check the identity endpoint")
+
+// checkToken reports whether s can be sent as a Bearer credential.
+func checkToken(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty", errUnusableToken)
+	}
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9':
+		case ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '+' || ch == '/' || ch == '=':
+		default:
+			return errUnusableToken
+		}
+	}
+	return nil
+}
+
+// Time bounds: Unix nanoseconds cover 1678–2262 only.
+var (
+	minTime = time.Unix(0, math.MinInt64+1)
+	maxTime = time.Unix(0, math.MaxInt64-1)
+)
+
+// unixNano is t.UnixNano clamped to the representable range.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64 + 1
+	case t.After(maxTime):
+		return math.MaxInt64 - 1
+	}
+	return t.UnixNano()
+}
+
+// newState validates tok and computes its usable window and refresh point. An
+// expiry further away than maxTokenLifetime counts as that far; a token whose
+// usable window (expiry minus SafetyMargin) is shorter than minRefreshInterval
+// is refused, so it is never cached and cannot cause a refresh storm.
 func (c *Cache) newState(tok azcore.AccessToken, now time.Time) (*tokenState, error) {
-	usable := tok.ExpiresOn.Add(-c.cfg.safetyMargin)
-	if !usable.After(now) {
-		return nil, fmt.Errorf("%w (expires on %s, safety margin %v)", ErrTokenTooShortLived, tok.ExpiresOn.UTC().Format(time.RFC3339), c.cfg.safetyMargin)
+	if err := checkToken(tok.Token); err != nil {
+		return nil, err
+	}
+	exp := tok.ExpiresOn
+	if limit := now.Add(maxTokenLifetime); exp.After(limit) {
+		exp = limit
+	}
+	usable := exp.Add(-c.cfg.safetyMargin)
+	if usable.Sub(now) < minRefreshInterval {
+		return nil, fmt.Errorf("%w (expires on %s, safety margin %v, minimum usable time %v)", errTokenTooShortLived,
+			tok.ExpiresOn.UTC().Format(time.RFC3339), c.cfg.safetyMargin, minRefreshInterval)
+	}
+	refresh := c.refreshPoint(exp, tok.RefreshOn, now)
+	if earliest := now.Add(minRefreshInterval); refresh.Before(earliest) {
+		refresh = earliest
 	}
 	return &tokenState{
 		tok:         tok,
-		usableUntil: usable.UnixNano(),
-		refreshAt:   c.refreshPoint(tok, now).UnixNano(),
+		usableUntil: unixNano(usable),
+		validUntil:  unixNano(usable),
+		refreshAt:   unixNano(refresh),
 		retryAt:     math.MinInt64,
 	}, nil
 }
 
-// refreshPoint returns when a background refresh of tok should start: its
-// RefreshOn when reported, else half its lifetime when it lives longer than
-// 2h, else 5 minutes before expiry; a point outside (now, expiry-margin) is
-// replaced by the middle of the remaining usable time. The result is moved
-// earlier by a jitter of up to 5% of the interval (at most 5 minutes).
-func (c *Cache) refreshPoint(tok azcore.AccessToken, now time.Time) time.Time {
-	usable := tok.ExpiresOn.Add(-c.cfg.safetyMargin)
-	lifetime := tok.ExpiresOn.Sub(now)
+// refreshPoint returns when a background refresh of a token expiring at exp
+// should start: refreshOn when reported, else half its lifetime when it lives
+// longer than 2h, else 5 minutes before expiry; a point outside (now,
+// expiry-margin) is replaced by the middle of the remaining usable time. The
+// result is moved earlier by a jitter of up to 5% of the interval (at most 5
+// minutes).
+func (c *Cache) refreshPoint(exp, refreshOn, now time.Time) time.Time {
+	usable := exp.Add(-c.cfg.safetyMargin)
+	lifetime := exp.Sub(now)
 	var nominal time.Time
 	switch {
-	case !tok.RefreshOn.IsZero():
-		nominal = tok.RefreshOn
+	case !refreshOn.IsZero():
+		nominal = refreshOn
 	case lifetime > longLivedThreshold:
 		nominal = now.Add(lifetime / 2)
 	default:
-		nominal = tok.ExpiresOn.Add(-shortLivedLead)
+		nominal = exp.Add(-shortLivedLead)
 	}
 	if !nominal.After(now) || !nominal.Before(usable) {
 		nominal = now.Add(usable.Sub(now) / 2)
@@ -420,31 +637,33 @@ func (c *Cache) rand() float64 {
 	return r
 }
 
-// backoff returns the delay before the next background attempt after the
-// given number of consecutive failures: InitialBackoff doubled per failure,
-// capped at MaxBackoff, scaled by a jitter factor in [0.75, 1.25) (and capped
-// again); a longer Retry-After from a 429/503 response wins.
+// backoff returns the delay before the next attempt after the given number of
+// consecutive failures: the capped exponential backoff of internal/retry, or
+// a longer Retry-After from a 429/503 response.
 func (c *Cache) backoff(failures int, err error, now time.Time) time.Duration {
-	d := c.cfg.initialBackoff
-	for i := 1; i < failures && d < c.cfg.maxBackoff; i++ {
-		d *= 2
+	var h http.Header
+	if resp := responseOf(err); resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		h = resp.Header
 	}
-	if d > c.cfg.maxBackoff {
-		d = c.cfg.maxBackoff
+	return retry.Backoff{Initial: c.cfg.initialBackoff, Max: c.cfg.maxBackoff}.After(failures, c.rand(), h, now)
+}
+
+// responseOf returns the HTTP response carried by err, if any.
+func responseOf(err error) *http.Response {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && re.RawResponse != nil {
+		return re.RawResponse
 	}
-	d = time.Duration(float64(d) * (0.75 + 0.5*c.rand()))
-	if d > c.cfg.maxBackoff {
-		d = c.cfg.maxBackoff
+	var ae *azidentity.AuthenticationFailedError
+	if errors.As(err, &ae) && ae.RawResponse != nil {
+		return ae.RawResponse
 	}
-	if ra, ok := RetryAfter(err, now); ok && ra > d {
-		d = ra
-	}
-	return d
+	return nil
 }
 
 // arm (re)schedules e's background timer to fire after d. e.mu must be held.
 func (c *Cache) arm(e *entry, d time.Duration) {
-	if c.closed.Load() {
+	if c.closed.Load() || e.evicted.Load() {
 		return
 	}
 	if d < 0 {
@@ -459,12 +678,18 @@ func (c *Cache) arm(e *entry, d time.Duration) {
 
 // onTimer starts a due background refresh, or re-arms the timer when the
 // cache's clock says the refresh is not yet due. It does nothing once the
-// token is no longer usable: callers then drive fetches themselves.
+// token is no longer usable: callers then drive fetches themselves. It runs
+// the eviction sweep first, so an entry nobody uses is dropped instead of
+// refreshed forever.
 func (c *Cache) onTimer(e *entry) {
 	if !c.enter() {
 		return
 	}
 	defer c.wg.Done()
+	c.sweep()
+	if e.evicted.Load() {
+		return
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.state.Load()
@@ -475,7 +700,7 @@ func (c *Cache) onTimer(e *entry) {
 	if now >= st.usableUntil {
 		return
 	}
-	due := max(st.refreshAt, st.retryAt)
+	due := max(st.refreshAt, st.retryAt, e.retryAt)
 	if now < due {
 		c.arm(e, time.Duration(due-now))
 		return
@@ -485,19 +710,23 @@ func (c *Cache) onTimer(e *entry) {
 
 // Invalidate marks every cached entry whose scopes include scope for one forced
 // refresh: the next GetToken waits for a fresh token (single-flighted) instead
-// of returning the cached one. Forced refreshes are rate-limited per entry by
-// Options.InvalidateInterval. It reports whether at least one entry was
-// invalidated (false when nothing is cached for scope, every matching entry was
-// invalidated too recently, or the cache is closed).
+// of returning the cached one. The old token is kept: when the refresh fails
+// it stays in service for as long as it is valid. Forced refreshes are
+// rate-limited per entry by Options.InvalidateInterval, and a scope that is
+// backing off after a failure is not asked again before its backoff ends. It
+// reports whether at least one entry was invalidated (false when nothing is
+// cached for scope, every matching entry was invalidated too recently, or the
+// cache is closed).
 func (c *Cache) Invalidate(scope string) bool {
 	if c.closed.Load() {
 		return false
 	}
 	now := c.cfg.now()
 	took := false
-	for _, e := range *c.entries.Load() {
+	c.entries.Range(func(_, v any) bool {
+		e := v.(*entry)
 		if !slices.Contains(e.scopes, scope) {
-			continue
+			return true
 		}
 		e.mu.Lock()
 		st := e.state.Load()
@@ -513,14 +742,16 @@ func (c *Cache) Invalidate(scope string) bool {
 			}
 		}
 		e.mu.Unlock()
-	}
+		return true
+	})
 	return took
 }
 
 // Close stops the cache's background work: it cancels in-flight credential
-// calls, stops refresh timers and waits for every goroutine the cache started.
-// Later calls to GetToken return [ErrClosed]. Close is idempotent and always
-// returns nil.
+// calls, stops refresh timers and waits for every goroutine the cache started
+// except a credential call that ignores its context, which is abandoned (so
+// Close returns promptly). Later calls to GetToken return an error wrapping [ErrNoToken]. Close
+// is idempotent and always returns nil.
 func (c *Cache) Close() error {
 	c.lifeMu.Lock()
 	already := c.closed.Swap(true)
@@ -531,15 +762,16 @@ func (c *Cache) Close() error {
 	}
 	c.cancel()
 	c.mu.Lock()
-	m := *c.entries.Load()
-	c.mu.Unlock()
-	for _, e := range m {
+	c.entries.Range(func(_, v any) bool {
+		e := v.(*entry)
 		e.mu.Lock()
 		if e.timer != nil {
 			e.timer.Stop()
 		}
 		e.mu.Unlock()
-	}
+		return true
+	})
+	c.mu.Unlock()
 	c.wg.Wait()
 	c.tel.close() // OpenTelemetry
 	return nil

@@ -61,8 +61,8 @@ func TestNewValidation(t *testing.T) {
 				}
 				return
 			}
-			if err == nil {
-				t.Fatal("New succeeded, want error")
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("New: %v, want ErrInvalidConfig", err)
 			}
 			for _, s := range tt.wantErr {
 				if !strings.Contains(err.Error(), s) {
@@ -148,8 +148,8 @@ func TestKeyedByScopesTenantClaimsCAE(t *testing.T) {
 
 func TestNoScopes(t *testing.T) {
 	c := newTestCache(t, &fakeCred{}, newFakeClock(), nil)
-	if _, err := c.GetToken(context.Background(), policy.TokenRequestOptions{}); !errors.Is(err, ErrNoScopes) {
-		t.Fatalf("err = %v, want ErrNoScopes", err)
+	if _, err := c.GetToken(context.Background(), policy.TokenRequestOptions{}); !errors.Is(err, ErrNoToken) || !errors.Is(err, errNoScopes) {
+		t.Fatalf("err = %v, want ErrNoToken for no scopes", err)
 	}
 }
 
@@ -224,8 +224,8 @@ func TestCancelledWaiterReturnsWhileFetchContinues(t *testing.T) {
 	eventually(t, "second caller waiting", func() bool { return c.Stats().Misses == 2 })
 
 	cancelA()
-	if err := <-errA; !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled waiter err = %v, want context.Canceled", err)
+	if err := <-errA; !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNoToken) {
+		t.Fatalf("cancelled waiter err = %v, want ErrNoToken and context.Canceled", err)
 	}
 	select {
 	case r := <-resB:
@@ -255,8 +255,8 @@ func TestWaiterBoundedByTimeout(t *testing.T) {
 	c := newTestCache(t, cred, clk, func(o *Options) { o.Timeout = 20 * time.Millisecond })
 	t.Cleanup(func() { close(release) }) // runs before Close (LIFO)
 	_, err := c.GetToken(context.Background(), opts(scope))
-	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), scope) {
-		t.Fatalf("err = %v, want ErrTimeout naming the scope", err)
+	if !errors.Is(err, ErrNoToken) || !errors.Is(err, errTimeout) || !strings.Contains(err.Error(), scope) {
+		t.Fatalf("err = %v, want ErrNoToken (timeout) naming the scope", err)
 	}
 }
 
@@ -272,7 +272,7 @@ func TestFetchUsesTimeoutOnLifecycleContext(t *testing.T) {
 	})
 	c := newTestCache(t, cred, clk, func(o *Options) { o.Timeout = 20 * time.Millisecond })
 	_, err := c.GetToken(context.Background(), opts(scope))
-	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrTimeout) {
+	if !errors.Is(err, ErrNoToken) || (!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errTimeout)) {
 		t.Fatalf("err = %v, want a deadline error", err)
 	}
 }
@@ -298,12 +298,12 @@ func TestRefreshPoint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(&fakeCred{}, &Options{SafetyMargin: tt.margin, Rand: func() float64 { return tt.rand }})
+			c, err := New(&fakeCred{}, &Options{SafetyMargin: tt.margin, jitter: func() float64 { return tt.rand }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if got := c.refreshPoint(tt.tok, now); !got.Equal(tt.want) {
+			if got := c.refreshPoint(tt.tok.ExpiresOn, tt.tok.RefreshOn, now); !got.Equal(tt.want) {
 				t.Fatalf("refreshPoint = %v, want %v", got.Sub(now), tt.want.Sub(now))
 			}
 		})
@@ -408,7 +408,12 @@ func TestNearExpiryCallerWaitsForFreshToken(t *testing.T) {
 	if !errors.Is(err, errBoom) {
 		t.Fatalf("err = %v, want the credential's error instead of the near-expired token", err)
 	}
+	// The failure is remembered until its backoff has passed.
+	if _, err := c.GetToken(ctx, opts(scope)); !errors.Is(err, errBoom) {
+		t.Fatalf("err = %v, want the remembered failure during the backoff", err)
+	}
 	cred.set(tokenFor(clk, time.Hour))
+	clk.Advance(DefaultMaxBackoff)
 	tok, err := c.GetToken(ctx, opts(scope))
 	if err != nil || tok.ExpiresOn.Sub(clk.Now()) != time.Hour {
 		t.Fatalf("GetToken = %+v, %v; want a fresh token", tok.ExpiresOn, err)
@@ -421,8 +426,8 @@ func TestCredentialReturnsTooShortToken(t *testing.T) {
 	cred.set(tokenFor(clk, 20*time.Second))
 	c := newTestCache(t, cred, clk, nil)
 	_, err := c.GetToken(context.Background(), opts(scope))
-	if !errors.Is(err, ErrTokenTooShortLived) || !errors.Is(err, ErrCredential) {
-		t.Fatalf("err = %v, want ErrTokenTooShortLived", err)
+	if !errors.Is(err, errTokenTooShortLived) || !errors.Is(err, ErrNoToken) {
+		t.Fatalf("err = %v, want ErrNoToken (too short-lived)", err)
 	}
 }
 
@@ -462,8 +467,8 @@ func TestStaleWhileErrorThenErrorNamingScope(t *testing.T) {
 	}
 	// Now within the margin: the caller gets the credential's error, wrapped.
 	_, err := c.GetToken(ctx, opts(scope))
-	if !errors.Is(err, errBoom) || !errors.Is(err, ErrCredential) {
-		t.Fatalf("err = %v, want ErrCredential wrapping the credential's error", err)
+	if !errors.Is(err, errBoom) || !errors.Is(err, ErrNoToken) {
+		t.Fatalf("err = %v, want ErrNoToken wrapping the credential's error", err)
 	}
 	if !strings.Contains(err.Error(), scope) || strings.Contains(err.Error(), secret) {
 		t.Fatalf("error %q must name the scope and not contain the token", err)
@@ -516,7 +521,7 @@ func TestBackoffGrowth(t *testing.T) {
 	c, cred, clk := failingAfterFirst(t, errBoom, func(o *Options) {
 		o.InitialBackoff = time.Second
 		o.MaxBackoff = 8 * time.Second
-		o.Rand = func() float64 { return 0.5 } // nominal delays, nominal refresh jitter
+		o.jitter = func() float64 { return 0.5 } // nominal delays, nominal refresh jitter
 	})
 	// The first refresh attempt (refresh point already passed with jitter).
 	if !attemptAfter(t, c, cred, clk, 0) {
@@ -537,7 +542,7 @@ func TestBackoffGrowth(t *testing.T) {
 
 func TestBackoffJitterBounds(t *testing.T) {
 	for _, r := range []float64{0, 0.25, 0.5, 0.999, 1.5, -1} {
-		c, err := New(&fakeCred{}, &Options{InitialBackoff: 4 * time.Second, MaxBackoff: time.Minute, Rand: func() float64 { return r }})
+		c, err := New(&fakeCred{}, &Options{InitialBackoff: 4 * time.Second, MaxBackoff: time.Minute, jitter: func() float64 { return r }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -569,7 +574,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, cred, clk := failingAfterFirst(t, tt.err, func(o *Options) {
 				o.InitialBackoff = time.Second
-				o.Rand = func() float64 { return 0.5 }
+				o.jitter = func() float64 { return 0.5 }
 			})
 			if !attemptAfter(t, c, cred, clk, 0) {
 				t.Fatal("no refresh at the refresh point")
@@ -581,43 +586,6 @@ func TestRetryAfterHonoured(t *testing.T) {
 				t.Fatal("did not retry once Retry-After elapsed")
 			}
 		})
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := t0
-	tests := []struct {
-		name   string
-		status int
-		h      http.Header
-		want   time.Duration
-		ok     bool
-	}{
-		{"seconds", 429, http.Header{"Retry-After": {"7"}}, 7 * time.Second, true},
-		{"http date", 429, http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, 90 * time.Second, true},
-		{"date in the past", 429, http.Header{"Retry-After": {now.Add(-time.Hour).Format(http.TimeFormat)}}, 0, true},
-		{"ms wins", 429, http.Header{"Retry-After": {"7"}, "Retry-After-Ms": {"1500"}}, 1500 * time.Millisecond, true},
-		{"x-ms ms", 503, http.Header{"X-Ms-Retry-After-Ms": {"250"}}, 250 * time.Millisecond, true},
-		{"capped", 429, http.Header{"Retry-After": {"99999999999"}}, time.Hour, true},
-		{"garbage", 429, http.Header{"Retry-After": {"soon"}}, 0, false},
-		{"negative", 429, http.Header{"Retry-After": {"-5"}}, 0, false},
-		{"not throttling", 500, http.Header{"Retry-After": {"7"}}, 0, false},
-		{"no header", 429, http.Header{}, 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := &azcore.ResponseError{StatusCode: tt.status, RawResponse: throttled(tt.status, tt.h)}
-			got, ok := RetryAfter(err, now)
-			if got != tt.want || ok != tt.ok {
-				t.Fatalf("RetryAfter = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-	if _, ok := RetryAfter(errBoom, now); ok {
-		t.Fatal("plain error reported a Retry-After")
-	}
-	if _, ok := RetryAfter(nil, now); ok {
-		t.Fatal("nil error reported a Retry-After")
 	}
 }
 
@@ -705,20 +673,41 @@ func TestInvalidateSingleFlight(t *testing.T) {
 	}
 }
 
-func TestInvalidatedTokenNotServedOnFailure(t *testing.T) {
+// TestInvalidateKeepsTokenDuringOutage: finding 11. A 401 invalid_token
+// during an identity-endpoint outage must not throw away a token with hours
+// of validity left: the old token stays until a new one is in hand.
+func TestInvalidateKeepsTokenDuringOutage(t *testing.T) {
 	clk := newFakeClock()
 	cred := &fakeCred{}
 	cred.set(tokenFor(clk, time.Hour))
 	c := newTestCache(t, cred, clk, nil)
-	if _, err := c.GetToken(context.Background(), opts(scope)); err != nil {
+	first, err := c.GetToken(context.Background(), opts(scope))
+	if err != nil {
 		t.Fatal(err)
 	}
 	cred.set(func(context.Context, int64, policy.TokenRequestOptions) (azcore.AccessToken, error) {
 		return azcore.AccessToken{}, errBoom
 	})
-	c.Invalidate(scope)
-	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, errBoom) {
-		t.Fatalf("err = %v; a rejected token must not be served again", err)
+	if !c.Invalidate(scope) {
+		t.Fatal("Invalidate did not take effect")
+	}
+	for i := range 3 {
+		tok, err := c.GetToken(context.Background(), opts(scope))
+		if err != nil || tok.Token != first.Token {
+			t.Fatalf("call %d after Invalidate during an outage: token %v, err %v; want the old, still valid token", i, tok.Token == first.Token, err)
+		}
+	}
+	if n := cred.calls.Load(); n != 2 {
+		t.Fatalf("credential calls = %d, want 2 (first token + one forced refresh)", n)
+	}
+	// Once the endpoint heals, the next forced refresh replaces the token.
+	cred.set(tokenFor(clk, time.Hour))
+	clk.Advance(DefaultInvalidateInterval + DefaultMaxBackoff)
+	if !c.Invalidate(scope) {
+		t.Fatal("second Invalidate did not take effect")
+	}
+	if tok, err := c.GetToken(context.Background(), opts(scope)); err != nil || tok.Token == first.Token {
+		t.Fatalf("after recovery: same token or err %v", err)
 	}
 }
 
@@ -755,8 +744,8 @@ func TestCloseStopsEverything(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := <-blocked; err == nil {
-		t.Fatal("waiter got a token from a closed cache")
+	if err := <-blocked; !errors.Is(err, ErrNoToken) {
+		t.Fatalf("waiter on a closed cache got %v, want ErrNoToken", err)
 	}
 	select {
 	case err := <-fetchErr:
@@ -769,11 +758,11 @@ func TestCloseStopsEverything(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := c.GetToken(context.Background(), opts("api://s0/.default")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("GetToken after Close = %v, want ErrClosed", err)
+	if _, err := c.GetToken(context.Background(), opts("api://s0/.default")); !errors.Is(err, ErrNoToken) || !errors.Is(err, errClosed) {
+		t.Fatalf("GetToken after Close = %v, want ErrNoToken (closed)", err)
 	}
-	if _, err := c.GetToken(context.Background(), opts("api://new/.default")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("GetToken after Close = %v, want ErrClosed", err)
+	if _, err := c.GetToken(context.Background(), opts("api://new/.default")); !errors.Is(err, ErrNoToken) || !errors.Is(err, errClosed) {
+		t.Fatalf("GetToken after Close = %v, want ErrNoToken (closed)", err)
 	}
 	if c.Invalidate("api://s0/.default") {
 		t.Fatal("Invalidate after Close took effect")
@@ -803,26 +792,13 @@ func TestWarmGetTokenDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"7", "-1", "99999999999999999999", "Mon, 23 Nov 2026 12:01:00 GMT", "soon", "", " 5 ", "1e3"} {
-		f.Add(s, s)
-	}
-	f.Fuzz(func(t *testing.T, retryAfter, ms string) {
-		h := http.Header{"Retry-After": {retryAfter}, "X-Ms-Retry-After-Ms": {ms}}
-		d, ok := parseRetryAfter(h, t0)
-		if d < 0 || d > maxRetryAfter || (!ok && d != 0) {
-			t.Fatalf("parseRetryAfter(%q, %q) = %v, %v", retryAfter, ms, d, ok)
-		}
-	})
-}
-
 func TestCredentialPanicBecomesError(t *testing.T) {
 	cred := &fakeCred{}
 	cred.set(func(context.Context, int64, policy.TokenRequestOptions) (azcore.AccessToken, error) {
 		panic("boom")
 	})
 	c := newTestCache(t, cred, newFakeClock(), nil)
-	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, ErrCredentialPanic) {
-		t.Fatalf("err = %v, want ErrCredentialPanic", err)
+	if _, err := c.GetToken(context.Background(), opts(scope)); !errors.Is(err, ErrNoToken) || !errors.Is(err, errCredentialPanic) {
+		t.Fatalf("err = %v, want ErrNoToken (panic)", err)
 	}
 }

@@ -29,8 +29,10 @@ const credentialHTTPTimeout = 30 * time.Second
 // NewManagedIdentityCredential returns azidentity's ManagedIdentityCredential.
 // clientID "" selects the system-assigned identity; otherwise the user-assigned
 // identity with that client ID (callers pass os.Getenv("AZURE_CLIENT_ID")).
-// Its HTTP client has a 30 s timeout; the identity endpoint comes from the
-// environment (IDENTITY_ENDPOINT and IDENTITY_HEADER on App Service and
+// Its HTTP client has a 30 s timeout, never follows a redirect (it would carry
+// the secret X-IDENTITY-HEADER), reads at most 256 KiB of a response and
+// refuses a token labelled for another resource than the one asked for; the
+// identity endpoint comes from the environment (IDENTITY_ENDPOINT and IDENTITY_HEADER on App Service and
 // Functions, IMDS on virtual machines).
 func NewManagedIdentityCredential(clientID string) (azcore.TokenCredential, error) {
 	return newManagedIdentityCredential(clientID, nil)
@@ -44,7 +46,7 @@ func newManagedIdentityCredential(clientID string, retry *azcore.ClientOptions) 
 		o.ClientOptions = *retry
 	}
 	if o.Transport == nil {
-		o.Transport = &http.Client{Timeout: credentialHTTPTimeout}
+		o.Transport = newIdentityClient()
 	}
 	if clientID != "" {
 		o.ID = azidentity.ClientID(clientID)
@@ -55,7 +57,7 @@ func newManagedIdentityCredential(clientID string, retry *azcore.ClientOptions) 
 		if clientID != "" {
 			which = fmt.Sprintf("user-assigned (AZURE_CLIENT_ID %q)", clientID)
 		}
-		return nil, fmt.Errorf("tokencache: creating %s managed identity credential: %w", which, err)
+		return nil, fmt.Errorf("%w: creating the %s managed identity credential: %w", ErrInvalidConfig, which, err)
 	}
 	return cred, nil
 }
@@ -70,7 +72,7 @@ func newManagedIdentityCredential(clientID string, retry *azcore.ClientOptions) 
 // a client ID) are set; and the Azure CLI. Links that cannot be constructed are
 // skipped. clientID selects a user-assigned identity / the workload identity's
 // app ("" = system-assigned / AZURE_CLIENT_ID). An unknown kind yields an
-// error wrapping [ErrUnknownCredentialKind] that names the value.
+// error wrapping [ErrInvalidConfig] that names the value.
 func NewCredential(kind CredentialKind, clientID string) (azcore.TokenCredential, error) {
 	switch kind {
 	case ManagedIdentity:
@@ -82,7 +84,7 @@ func NewCredential(kind CredentialKind, clientID string) (azcore.TokenCredential
 		}
 		return azidentity.NewChainedTokenCredential(links, nil)
 	default:
-		return nil, fmt.Errorf("%w %q: want %q or %q", ErrUnknownCredentialKind, string(kind), ManagedIdentity, DevChain)
+		return nil, fmt.Errorf("%w: unknown credential kind %q: want %q or %q", ErrInvalidConfig, string(kind), ManagedIdentity, DevChain)
 	}
 }
 
@@ -94,7 +96,7 @@ func ParseCredentialKind(s string) (CredentialKind, error) {
 	case ManagedIdentity, DevChain:
 		return k, nil
 	default:
-		return "", fmt.Errorf("%w %q: want %q or %q", ErrUnknownCredentialKind, s, ManagedIdentity, DevChain)
+		return "", fmt.Errorf("%w: unknown credential kind %q: want %q or %q", ErrInvalidConfig, s, ManagedIdentity, DevChain)
 	}
 }
 
@@ -129,7 +131,7 @@ func devChainLinks(clientID string) ([]azcore.TokenCredential, []string, error) 
 		skipped = append(skipped, fmt.Errorf("azure cli skipped: %w", err))
 	}
 	if len(links) == 0 {
-		return nil, nil, fmt.Errorf("%w for kind %q: %w", ErrNoCredentialAvailable, DevChain, errors.Join(skipped...))
+		return nil, nil, fmt.Errorf("%w: no credential could be constructed for kind %q: %w", ErrInvalidConfig, DevChain, errors.Join(skipped...))
 	}
 	return links, names, nil
 }

@@ -24,10 +24,10 @@ func unsetenv(t *testing.T, keys ...string) {
 func TestNewCredentialUnknownKind(t *testing.T) {
 	for _, kind := range []CredentialKind{"", "Managedidentity", "default", "azurecli"} {
 		_, err := NewCredential(kind, "")
-		if !errors.Is(err, ErrUnknownCredentialKind) || !strings.Contains(err.Error(), `"`+string(kind)+`"`) {
-			t.Fatalf("NewCredential(%q) err = %v, want ErrUnknownCredentialKind naming the value", kind, err)
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), `"`+string(kind)+`"`) {
+			t.Fatalf("NewCredential(%q) err = %v, want ErrInvalidConfig naming the value", kind, err)
 		}
-		if _, err := ParseCredentialKind(string(kind)); !errors.Is(err, ErrUnknownCredentialKind) {
+		if _, err := ParseCredentialKind(string(kind)); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("ParseCredentialKind(%q) err = %v", kind, err)
 		}
 	}

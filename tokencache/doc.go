@@ -17,12 +17,23 @@
 //     handed out;
 //   - stale while erroring: failed refreshes are retried with exponential
 //     backoff and jitter (honouring Retry-After on 429/503) while the cached token
-//     keeps being served;
-//   - [Cache.Invalidate] for a resource's 401, rate-limited per entry;
-//   - [Cache.Transport], an [http.RoundTripper] that adds the bearer token;
+//     keeps being served; with no usable token, the failure is remembered per
+//     scope for the same backoff and shared by every caller, so a failing
+//     identity endpoint is not hammered;
+//   - unusable answers refused: an empty or malformed token, or (for the
+//     credentials built here) one labelled for another resource, is a failure
+//     and never cached;
+//   - [Cache.Invalidate] for a resource's 401, rate-limited per entry; the old
+//     token stays in service until a new one is in hand;
+//   - [Cache.Transport], an [http.RoundTripper] that adds the bearer token and
+//     sends it only to the origin of the request it was given (a redirect to
+//     another origin is refused);
+//   - entries nobody asks for any more are evicted;
 //   - [Cache.Stats] for metrics exporters and an optional [slog.Logger].
 //
-// Tokens never appear in logs or errors.
+// Tokens never appear in logs or errors: error messages are redacted (the
+// IDENTITY_HEADER secret, token fields and token-shaped strings) and kept to
+// one bounded line.
 //
 // [NewManagedIdentityCredential] and [NewCredential] build the credentials the
 // project uses: managed identity in Azure, an explicit development chain

@@ -1,47 +1,53 @@
 package tokencache
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
-// Sentinel errors. Errors returned by this package wrap one of these (and, for
-// credential failures, the credential's own error), so callers can branch with
-// errors.Is.
+// Errors a caller branches on with errors.Is. The detail (which scope, what the
+// credential said, how long the caller waited) is in the error's text, which is
+// redacted and kept to one bounded line.
 var (
-	// ErrClosed is returned by every operation on a Cache after Close.
-	ErrClosed = errors.New("tokencache: cache is closed")
+	// ErrNoToken answers "could the cache get a token?" with no: every error
+	// GetToken returns wraps it, and so does every error Transport returns
+	// because it had no token to send. The cause is in the text: the credential
+	// failed or panicked, returned an unusable token or one expiring within
+	// Options.SafetyMargin, did not answer within Options.Timeout, the caller's
+	// context ended, no scope was asked for, or the cache is closed. A credential
+	// failure also wraps the credential's own error (errors.As reaches azidentity's
+	// error types), and an ended context the context's error.
+	ErrNoToken = errors.New("tokencache: no token")
 
-	// ErrNilCredential is returned by New when the credential is nil.
-	ErrNilCredential = errors.New("tokencache: credential is nil")
+	// ErrInsecureTransport is returned by the Transport for a request it will
+	// not send the token with: plain HTTP to a host that is not loopback, or
+	// a redirect hop to another origin than the first request's.
+	ErrInsecureTransport = errors.New("tokencache: refusing to send the bearer token (use https; plain http only to loopback; redirects only within the origin)")
 
-	// ErrInvalidOptions is wrapped by New for every invalid Options field.
-	ErrInvalidOptions = errors.New("tokencache: invalid options")
+	// ErrInvalidConfig is wrapped by every error of New (a nil credential, an
+	// invalid Options field), NewCredential, NewManagedIdentityCredential and
+	// ParseCredentialKind (an unknown credential kind, a development chain none of
+	// whose links could be built): fix the configuration the text names.
+	ErrInvalidConfig = errors.New("tokencache: invalid configuration")
+)
 
-	// ErrNoScopes is returned by GetToken when TokenRequestOptions.Scopes is empty.
-	ErrNoScopes = errors.New("tokencache: at least one scope is required")
-
-	// ErrCredential wraps a failure of the underlying credential (the
-	// credential's error is wrapped as well).
-	ErrCredential = errors.New("tokencache: credential failed")
-
-	// ErrCredentialPanic is wrapped when the credential panicked; the panic is
-	// recovered so a background refresh cannot crash the process.
-	ErrCredentialPanic = errors.New("tokencache: credential panicked")
-
-	// ErrTokenTooShortLived is returned when the credential hands back a token
-	// that already expires within the safety margin.
-	ErrTokenTooShortLived = errors.New("tokencache: credential returned a token expiring within the safety margin")
-
-	// ErrTimeout is returned when a caller waited Options.Timeout for a token
-	// fetch that did not finish.
-	ErrTimeout = errors.New("tokencache: timed out waiting for the credential")
-
-	// ErrInsecureTransport is returned by the Transport for a plain-HTTP
-	// request to a host that is not loopback.
-	ErrInsecureTransport = errors.New("tokencache: refusing to send a bearer token over plain HTTP to a non-loopback host")
-
-	// ErrUnknownCredentialKind is returned by NewCredential for an unknown kind.
-	ErrUnknownCredentialKind = errors.New("tokencache: unknown credential kind")
-
-	// ErrNoCredentialAvailable is returned by NewCredential when no link of the
-	// development chain could be constructed.
-	ErrNoCredentialAvailable = errors.New("tokencache: no credential could be constructed")
+// Causes of ErrNoToken, kept in the error text (and told apart by this package's
+// tests). The exported errors wrap them.
+var (
+	// errClosed: GetToken on a closed cache.
+	errClosed = fmt.Errorf("%w: the cache is closed", ErrNoToken)
+	// errNoScopes: GetToken without a scope.
+	errNoScopes = fmt.Errorf("%w: at least one scope is required", ErrNoToken)
+	// errAbandonedOnClose: Close ended a credential call that ignored its context.
+	errAbandonedOnClose = errors.New("the cache was closed during the credential call")
+	// errTimeout: a caller waited Options.Timeout, or the credential call outlived it.
+	errTimeout = errors.New("timed out waiting for the credential")
+	// errCredentialPanic: the credential panicked; the panic is recovered so a
+	// background refresh cannot crash the process.
+	errCredentialPanic = errors.New("the credential panicked")
+	// errTokenTooShortLived: the credential returned a token that already expires
+	// within the safety margin.
+	errTokenTooShortLived = errors.New("the credential returned a token expiring within the safety margin")
+	// errNilCredential: New without a credential.
+	errNilCredential = fmt.Errorf("%w: the credential is nil", ErrInvalidConfig)
 )

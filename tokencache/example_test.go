@@ -2,6 +2,7 @@ package tokencache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -63,7 +64,9 @@ func ExampleNew() {
 }
 
 // Cache.Transport turns the cache into an authenticated http.Client for one
-// scope; the client keeps its own timeout.
+// scope; the client keeps its own timeout. No CheckRedirect is needed: the
+// transport sends the token only to the origin of the request it was given
+// (see ExampleCache_Transport_redirect).
 func ExampleCache_Transport() {
 	cache, err := tokencache.New(exampleCredential{}, nil)
 	if err != nil {
@@ -91,6 +94,34 @@ func ExampleCache_Transport() {
 	// Output:
 	// callee saw: Bearer example-token
 	// true
+}
+
+// A callee that redirects elsewhere cannot make the client hand its token
+// over: the hop to another origin (scheme, host or port) is refused before
+// anything is sent there.
+func ExampleCache_Transport_redirect() {
+	cache, err := tokencache.New(exampleCredential{}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cache.Close()
+
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("other host saw:", r.Header.Get("Authorization"))
+	}))
+	defer other.Close()
+	callee := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("callee saw:", r.Header.Get("Authorization"))
+		http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	defer callee.Close()
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: cache.Transport("api://callee/.default", nil)}
+	_, err = client.Post(callee.URL, "text/plain", strings.NewReader("payload"))
+	fmt.Println("redirect refused:", errors.Is(err, tokencache.ErrInsecureTransport))
+	// Output:
+	// callee saw: Bearer example-token
+	// redirect refused: true
 }
 
 // GetToken is what callers use directly; Stats feeds metrics.
@@ -159,5 +190,17 @@ func ExampleNewCredential() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// tokencache: unknown credential kind "default": want "managedidentity" or "dev"
+	// tokencache: invalid configuration: unknown credential kind "default": want "managedidentity" or "dev"
+}
+
+// ScopeFor turns an audience setting into the scope to ask for; log it at
+// startup.
+func ExampleScopeFor() {
+	for _, aud := range []string{"api://callee", "api://callee/", "api://callee/.default"} {
+		fmt.Println(tokencache.ScopeFor(aud))
+	}
+	// Output:
+	// api://callee/.default
+	// api://callee/.default
+	// api://callee/.default
 }

@@ -84,7 +84,7 @@ func opts(scope string) policy.TokenRequestOptions {
 // the given option tweaks; it is closed at cleanup.
 func newTestCache(t testing.TB, cred azcore.TokenCredential, clk *fakeClock, tweak func(*Options)) *Cache {
 	t.Helper()
-	o := &Options{Now: clk.Now, Rand: func() float64 { return 0 }}
+	o := &Options{Now: clk.Now, jitter: func() float64 { return 0 }}
 	if tweak != nil {
 		tweak(o)
 	}

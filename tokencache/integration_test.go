@@ -142,7 +142,7 @@ func TestIntegrationUserAssigned(t *testing.T) {
 	}
 	defer c2.Close()
 	_, err = c2.GetToken(context.Background(), opts(uniqueScope("ua-wrong")))
-	if err == nil || !errors.Is(err, ErrCredential) {
+	if err == nil || !errors.Is(err, ErrNoToken) {
 		t.Fatalf("unknown client ID: err = %v, want a credential error", err)
 	}
 	if strings.Contains(err.Error(), m.Header()) {
@@ -156,7 +156,7 @@ func TestIntegrationEndpointFailingAfterFirstToken(t *testing.T) {
 	// endpoint; the fake clock (for tokencache only) walks through its life.
 	m.SetTokenLifetime(4 * time.Minute)
 	clk := &fakeClock{now: time.Now()}
-	c := newMICache(t, &Options{Now: clk.Now, Rand: func() float64 { return 0 }})
+	c := newMICache(t, &Options{Now: clk.Now, jitter: func() float64 { return 0 }})
 	sc := uniqueScope("outage")
 	ctx := context.Background()
 	first, err := c.GetToken(ctx, opts(sc))
@@ -219,7 +219,7 @@ func TestIntegrationRefreshAheadGetsNewToken(t *testing.T) {
 	m := startMI(t)
 	m.SetTokenLifetime(4 * time.Minute)
 	clk := &fakeClock{now: time.Now()}
-	c := newMICache(t, &Options{Now: clk.Now, Rand: func() float64 { return 0 }})
+	c := newMICache(t, &Options{Now: clk.Now, jitter: func() float64 { return 0 }})
 	sc := uniqueScope("ahead")
 	first, err := c.GetToken(context.Background(), opts(sc))
 	if err != nil {

@@ -36,6 +36,15 @@ const (
 	refreshJitterFraction = 0.05
 	// maxRefreshJitter bounds the refresh jitter.
 	maxRefreshJitter = 5 * time.Minute
+	// minRefreshInterval is the shortest time between a token's arrival and
+	// its background refresh; a token usable for less is refused.
+	minRefreshInterval = 5 * time.Second
+	// maxTokenLifetime: an expiry further away counts as this far (keeps
+	// every time inside the nanosecond range).
+	maxTokenLifetime = 30 * 24 * time.Hour
+	// evictionInterval: an entry nobody asked for during one interval is
+	// evicted by the next sweep.
+	evictionInterval = time.Hour
 )
 
 // Options configures a [Cache]. A nil *Options means all defaults. Zero fields
@@ -49,27 +58,25 @@ type Options struct {
 	SafetyMargin time.Duration
 
 	// Timeout bounds one credential call (the fetch runs on the cache's own
-	// lifecycle context with this timeout) and how long a caller waits for a
-	// fetch. Default: 30s.
+	// lifecycle context with this timeout; a credential that ignores it is
+	// abandoned, so the scope is free again) and how long a caller waits for
+	// a fetch. Default: 30s.
 	Timeout time.Duration
 
 	// InvalidateInterval is the minimum time between two forced refreshes of the
 	// same entry through [Cache.Invalidate]. Default: 30s.
 	InvalidateInterval time.Duration
 
-	// InitialBackoff is the delay before retrying a failed background refresh;
-	// it doubles after each consecutive failure up to MaxBackoff. Default: 2s.
+	// InitialBackoff is the delay after a failed credential call (foreground
+	// or background) before the scope's credential is asked again; it doubles
+	// after each consecutive failure up to MaxBackoff. Meanwhile callers
+	// without a usable token get the remembered error at once. Default: 2s.
 	InitialBackoff time.Duration
 
-	// MaxBackoff caps the exponential backoff between background refresh
-	// attempts (a server's Retry-After may still ask for longer). Default: 5m.
+	// MaxBackoff caps the exponential backoff between credential calls after
+	// failures (a server's Retry-After on a 429/503 may still ask for longer,
+	// up to 1h). Default: 5m.
 	MaxBackoff time.Duration
-
-	// Rand returns a pseudo-random number in [0, 1); it is the jitter source for
-	// refresh points and backoff delays. A value of 0.5 yields the nominal
-	// backoff, 0 the nominal refresh point. It must be safe for concurrent
-	// use. Default: math/rand/v2.Float64.
-	Rand func() float64
 
 	// Logger receives refresh started/succeeded/failed records (scope, expiry,
 	// attempt; never the token). Default: nil, the cache stays quiet.
@@ -83,6 +90,12 @@ type Options struct {
 	// TracerProvider makes one span per credential call. Default:
 	// otel.GetTracerProvider().
 	TracerProvider trace.TracerProvider
+
+	// jitter returns a pseudo-random number in [0, 1); it is the jitter source for
+	// refresh points and backoff delays. A value of 0.5 yields the nominal
+	// backoff, 0 the nominal refresh point. It must be safe for concurrent
+	// use. Default: math/rand/v2.Float64. Only this package's tests set it.
+	jitter func() float64
 }
 
 // config is the validated, defaulted form of Options.
@@ -110,14 +123,14 @@ func (o *Options) resolve() (config, error) {
 		invalidateInterval: in.InvalidateInterval,
 		initialBackoff:     in.InitialBackoff,
 		maxBackoff:         in.MaxBackoff,
-		rand:               in.Rand,
+		rand:               in.jitter,
 		logger:             in.Logger,
 	}
 	var errs []error
 	dur := func(name string, v *time.Duration, def time.Duration) {
 		switch {
 		case *v < 0:
-			errs = append(errs, fmt.Errorf("tokencache: Options.%s must not be negative (got %v); use 0 for the default %v: %w", name, *v, def, ErrInvalidOptions))
+			errs = append(errs, fmt.Errorf("tokencache: Options.%s must not be negative (got %v); use 0 for the default %v: %w", name, *v, def, ErrInvalidConfig))
 		case *v == 0:
 			*v = def
 		}
@@ -128,7 +141,7 @@ func (o *Options) resolve() (config, error) {
 	dur("InitialBackoff", &cfg.initialBackoff, DefaultInitialBackoff)
 	dur("MaxBackoff", &cfg.maxBackoff, DefaultMaxBackoff)
 	if in.MaxBackoff > 0 && in.InitialBackoff > in.MaxBackoff {
-		errs = append(errs, fmt.Errorf("tokencache: Options.InitialBackoff (%v) must not exceed Options.MaxBackoff (%v): %w", in.InitialBackoff, in.MaxBackoff, ErrInvalidOptions))
+		errs = append(errs, fmt.Errorf("tokencache: Options.InitialBackoff (%v) must not exceed Options.MaxBackoff (%v): %w", in.InitialBackoff, in.MaxBackoff, ErrInvalidConfig))
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now

@@ -60,7 +60,8 @@ type EntryStats struct {
 func (c *Cache) Stats() Stats {
 	now := c.cfg.now()
 	s := Stats{Refreshes: c.refreshes.Load(), Failures: c.failures.Load()}
-	for _, e := range *c.entries.Load() {
+	c.entries.Range(func(_, v any) bool {
+		e := v.(*entry)
 		es := EntryStats{
 			Scope:     strings.Join(e.scopes, " "),
 			TenantID:  e.opts.TenantID,
@@ -84,7 +85,8 @@ func (c *Cache) Stats() Stats {
 		s.Hits += es.Hits
 		s.Misses += es.Misses
 		s.Entries = append(s.Entries, es)
-	}
+		return true
+	})
 	slices.SortFunc(s.Entries, func(a, b EntryStats) int {
 		if c := strings.Compare(a.Scope, b.Scope); c != 0 {
 			return c

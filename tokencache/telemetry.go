@@ -164,22 +164,24 @@ func (c *Cache) fetched(e *entry, background bool, attempt int, start time.Time,
 }
 
 // credentialErrorType is the error.type of a failed credential call: the HTTP
-// status the identity endpoint answered, timeout, token_too_short_lived, panic,
-// canceled or credential.
+// status the identity endpoint answered, timeout, token_too_short_lived,
+// unusable_token, panic, canceled or credential.
 func credentialErrorType(err error) string {
 	switch {
-	case errors.Is(err, ErrTokenTooShortLived):
+	case errors.Is(err, errTokenTooShortLived):
 		return "token_too_short_lived"
-	case errors.Is(err, ErrCredentialPanic):
+	case errors.Is(err, errUnusableToken):
+		return "unusable_token"
+	case errors.Is(err, errCredentialPanic):
 		return "panic"
 	}
 	if resp := responseOf(err); resp != nil {
 		return strconv.Itoa(resp.StatusCode)
 	}
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, errTimeout), errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, errAbandonedOnClose), errors.Is(err, context.Canceled):
 		return "canceled"
 	default:
 		return "credential"

@@ -165,8 +165,10 @@ func TestCredentialErrorType(t *testing.T) {
 		want string
 	}{
 		{"throttled", &azcore.ResponseError{StatusCode: 429, RawResponse: &http.Response{StatusCode: 429}}, "429"},
-		{"too short-lived", fmt.Errorf("%w (expires on …)", ErrTokenTooShortLived), "token_too_short_lived"},
-		{"panic", fmt.Errorf("%w: boom", ErrCredentialPanic), "panic"},
+		{"too short-lived", fmt.Errorf("%w (expires on …)", errTokenTooShortLived), "token_too_short_lived"},
+		{"unusable token", fmt.Errorf("%w: empty", errUnusableToken), "unusable_token"},
+		{"panic", fmt.Errorf("%w: boom", errCredentialPanic), "panic"},
+		{"abandoned", fmt.Errorf("%w: the credential did not return", errTimeout), "timeout"},
 		{"timeout", fmt.Errorf("get token: %w", context.DeadlineExceeded), "timeout"},
 		{"canceled", context.Canceled, "canceled"},
 		{"other", errors.New("no managed identity endpoint"), "credential"},

@@ -3,11 +3,11 @@ package tokencache
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/f2fauth/f2fauth/internal/netrule"
 )
 
 // Transport returns an [http.RoundTripper] that sends each request through base
@@ -19,6 +19,12 @@ import (
 // error="invalid_token", it calls [Cache.Invalidate] and, if that took effect
 // and the body can be replayed (no body, or req.GetBody set), retries once
 // with a fresh token. Use it inside an http.Client that has a Timeout.
+//
+// The token is bound to the origin (scheme, host, port) of the request the
+// client was asked to send: a redirect hop to any other origin is refused
+// with [ErrInsecureTransport] before anything (token or body) is sent there,
+// whatever the client's CheckRedirect policy, so a plain
+// http.Client{Transport: cache.Transport(...)} is safe as written.
 func (c *Cache) Transport(scope string, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -39,7 +45,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, err := t.send(req, req.Body)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !IsInvalidTokenChallenge(resp.Header.Values("Www-Authenticate")) {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !isInvalidTokenChallenge(resp.Header.Values("Www-Authenticate")) {
 		return resp, err
 	}
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
@@ -72,7 +78,14 @@ func (t *transport) send(req *http.Request, body io.ReadCloser) (*http.Response,
 	r := req.Clone(req.Context())
 	r.Body = body
 	r.Header.Set("Authorization", "Bearer "+tok.Token)
-	return t.base.RoundTrip(r)
+	resp, err := t.base.RoundTrip(r)
+	if resp != nil {
+		// The response points at the caller's request, not at the clone that
+		// carries the token; http.Client's redirect chain (req.Response.Request)
+		// then always leads back to the first request.
+		resp.Request = req
+	}
+	return resp, err
 }
 
 func closeBody(req *http.Request) {
@@ -81,38 +94,45 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// checkSecure allows https, and http only to loopback hosts.
+// maxRedirectChain bounds the walk back to the first request of a redirect
+// chain (http.Client stops after 10 hops).
+const maxRedirectChain = 64
+
+// checkSecure applies netrule's URL rule (https, or http only to loopback; no
+// user info) and refuses a redirect hop whose origin differs from the first
+// request's: http.Client marks a redirect hop with req.Response, whose
+// Request is the previous hop.
 func checkSecure(req *http.Request) error {
 	if req.URL == nil {
-		return fmt.Errorf("tokencache: request has no URL")
+		return fmt.Errorf("%w: request has no URL", ErrInsecureTransport)
 	}
-	switch strings.ToLower(req.URL.Scheme) {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(req.URL.Hostname()) {
-			return nil
+	if err := netrule.CheckURL(req.URL); err != nil {
+		return fmt.Errorf("%w: host %q: %w", ErrInsecureTransport, req.URL.Host, err)
+	}
+	first := req
+	for i := 0; first.Response != nil; i++ {
+		if first.Response.Request == nil || i == maxRedirectChain {
+			return fmt.Errorf("%w: redirect to %s://%s whose first request is unknown; the token is sent only to the origin of the first request",
+				ErrInsecureTransport, req.URL.Scheme, req.URL.Host)
 		}
-		return fmt.Errorf("%w: %q (use https)", ErrInsecureTransport, req.URL.Host)
-	default:
-		return fmt.Errorf("%w: unsupported scheme %q for host %q", ErrInsecureTransport, req.URL.Scheme, req.URL.Host)
+		first = first.Response.Request
 	}
+	if first != req && (first.URL == nil || !netrule.SameOrigin(first.URL, req.URL)) {
+		from := "?"
+		if first.URL != nil {
+			from = first.URL.Scheme + "://" + first.URL.Host
+		}
+		return fmt.Errorf("%w: %s redirected to another origin %s://%s; the token is sent only to the origin of the first request",
+			ErrInsecureTransport, from, req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
 
-// isLoopback reports whether host is localhost or a loopback IP address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// IsInvalidTokenChallenge reports whether any of the WWW-Authenticate header
+// isInvalidTokenChallenge reports whether any of the WWW-Authenticate header
 // values holds a Bearer challenge with error="invalid_token" (RFC 6750
 // section 3.1). Scheme and parameter names are case-insensitive; the value may
 // be quoted or a bare token. Malformed input yields false.
-func IsInvalidTokenChallenge(values []string) bool {
+func isInvalidTokenChallenge(values []string) bool {
 	for _, v := range values {
 		for _, ch := range parseChallenges(v) {
 			if strings.EqualFold(ch.scheme, "Bearer") && ch.params["error"] == "invalid_token" {

@@ -283,8 +283,8 @@ func TestTransportTokenError(t *testing.T) {
 	srv := newRecordingServer(t, false)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: c.Transport(scope, nil)}
 	_, err := client.Post(srv.URL, "text/plain", strings.NewReader("x"))
-	if !errors.Is(err, errBoom) {
-		t.Fatalf("err = %v, want the credential error", err)
+	if !errors.Is(err, errBoom) || !errors.Is(err, ErrNoToken) || errors.Is(err, ErrInsecureTransport) {
+		t.Fatalf("err = %v, want ErrNoToken wrapping the credential error", err)
 	}
 	if auths, _ := srv.requests(); len(auths) != 0 {
 		t.Fatal("request sent without a token")
@@ -316,8 +316,8 @@ func TestIsInvalidTokenChallenge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := IsInvalidTokenChallenge(tt.values); got != tt.want {
-				t.Fatalf("IsInvalidTokenChallenge(%q) = %v, want %v", tt.values, got, tt.want)
+			if got := isInvalidTokenChallenge(tt.values); got != tt.want {
+				t.Fatalf("isInvalidTokenChallenge(%q) = %v, want %v", tt.values, got, tt.want)
 			}
 		})
 	}
@@ -331,7 +331,7 @@ func FuzzIsInvalidTokenChallenge(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got := IsInvalidTokenChallenge([]string{s})
+		got := isInvalidTokenChallenge([]string{s})
 		// Anything accepted must contain the literal value and a Bearer scheme.
 		if got && (!strings.Contains(s, "invalid_token") || !strings.Contains(strings.ToLower(s), "bearer")) {
 			t.Fatalf("accepted %q", s)

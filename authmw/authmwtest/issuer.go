@@ -52,9 +52,11 @@ type Issuer struct {
 	srv         *httptest.Server
 	closeOnce   sync.Once
 
-	down          atomic.Bool
-	jwksCount     atomic.Int64
-	discoverCount atomic.Int64
+	down           atomic.Bool
+	jwksCount      atomic.Int64
+	discoverCount  atomic.Int64
+	discoveryFault atomic.Pointer[Fault]
+	jwksFault      atomic.Pointer[Fault]
 
 	keys keyring
 }
@@ -91,13 +93,15 @@ func NewIssuer(opts Options) (*Issuer, error) {
 	i.srv = httptest.NewUnstartedServer(i)
 	i.srv.Config.ReadHeaderTimeout = 10 * time.Second
 	i.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	i.srv.Start()
-	i.authority = i.srv.URL
+	// Everything ServeHTTP reads is set before the server starts: a request may
+	// come from another process, with no happens-before edge to this goroutine.
+	i.authority = "http://" + i.srv.Listener.Addr().String()
 	_, port, _ := net.SplitHostPort(i.srv.Listener.Addr().String())
 	i.issuerV1 = "http://localhost:" + port + "/" + tid + "/"
 	i.issuerV2 = i.authority + "/" + tid + "/v2.0"
 	i.discoveryV1 = i.buildDiscovery(V1)
 	i.discoveryV2 = i.buildDiscovery(V2)
+	i.srv.Start()
 	return i, nil
 }
 
@@ -221,6 +225,10 @@ func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+		return
+	}
+	if f := i.fault(kind); f != nil {
+		f.write(w)
 		return
 	}
 	if tenant != i.tenantID && !(kind == routeJWKS && tenant == "common") {

@@ -9,13 +9,19 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/f2fauth/f2fauth/callee"
 )
 
 func main() {
-	if err := callee.Run(context.Background(), os.Getenv, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "callee:", err)
+	if err := callee.Run(context.Background(), os.LookupEnv, nil); err != nil {
+		// Run's errors start with "callee: " already (one prefix, one line).
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "callee: ") {
+			msg = "callee: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }

@@ -25,17 +25,18 @@ locals {
 
   # What every caller instance reads (caller.Settings). The rogue caller gets exactly
   # these too: same code, same settings, only its identity differs.
-  caller_settings = {
+  caller_settings = merge({
     CALLEE_URL         = local.callee_url
     CALLEE_AUDIENCE    = local.callee_audience_requested
     CALLER_SCHEDULE    = var.caller_schedule
     CALLER_CREDENTIAL  = "managedidentity"
     CALLER_TIMEOUT     = var.caller_timeout
     CALLER_MAX_RETRIES = tostring(var.caller_max_retries)
-  }
+  }, local.key_vault_caller_settings) # keyvault.tf; empty unless enable_key_vault
 
-  # An object ID no identity has: the allowed-identities list of a revoked caller. (An
-  # empty AUTHMW_ALLOWED_IDENTITIES would mean "not checked", not "nobody".)
+  # An object ID no identity has: the allowed-identities list of a revoked caller.
+  # (authmw reads an empty AUTHMW_ALLOWED_IDENTITIES as "nobody" too, but a platform may
+  # drop an app setting with an empty value, which would mean "not checked".)
   nobody = "00000000-0000-0000-0000-000000000000"
 
   # The callee's policy (authmw.EnvVars) and own settings (callee.Settings). Easy Auth

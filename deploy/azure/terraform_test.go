@@ -230,12 +230,12 @@ func TestAppSettingsMatchCode(t *testing.T) {
 			t.Errorf("%s.%s is not declared", functionAppType, name)
 			continue
 		}
-		for _, msg := range settingsDrift(functionAppType+"."+name, set, caller.RequiredSettings, caller.Settings, "caller.Settings") {
+		for _, msg := range settingsDrift(functionAppType+"."+name, set, caller.RequiredSettings(), caller.Settings(), "caller.Settings") {
 			t.Error(msg)
 		}
 	}
-	calleeAllowed := append(slices.Clone(authmw.EnvVars), callee.Settings...)
-	calleeRequired := append(slices.Clone(callee.RequiredSettings), calleeMustSet...)
+	calleeAllowed := append(authmw.EnvVars(), callee.Settings()...)
+	calleeRequired := append(callee.RequiredSettings(), calleeMustSet...)
 	for _, name := range calleeApps {
 		set, ok := apps[name]
 		if !ok {
@@ -289,12 +289,12 @@ resource "azurerm_function_app_flex_consumption" "callee" {
 	if fmt.Sprint(apps["caller"]) != fmt.Sprint(want) {
 		t.Errorf("caller keys = %v, want %v", apps["caller"], want)
 	}
-	msgs := settingsDrift("caller", apps["caller"], caller.RequiredSettings, caller.Settings, "caller.Settings")
+	msgs := settingsDrift("caller", apps["caller"], caller.RequiredSettings(), caller.Settings(), "caller.Settings")
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "CALLEE_TIMEOUT") {
 		t.Errorf("caller drift = %q, want one message naming CALLEE_TIMEOUT", msgs)
 	}
-	calleeAllowed := append(slices.Clone(authmw.EnvVars), callee.Settings...)
-	msgs = settingsDrift("callee", apps["callee"], append(slices.Clone(callee.RequiredSettings), calleeMustSet...), calleeAllowed, "authmw.EnvVars")
+	calleeAllowed := append(authmw.EnvVars(), callee.Settings()...)
+	msgs = settingsDrift("callee", apps["callee"], append(callee.RequiredSettings(), calleeMustSet...), calleeAllowed, "authmw.EnvVars")
 	joined := strings.Join(msgs, "\n")
 	for _, want := range append([]string{"AUTHMW_AUDIENCE,"}, calleeMustSet...) {
 		if !strings.Contains(joined, want) {
@@ -321,16 +321,16 @@ resource "azurerm_function_app_flex_consumption" "callee" {
 
 // TestCodeSettingLists checks the lists the templates are compared with are sane.
 func TestCodeSettingLists(t *testing.T) {
-	for _, r := range caller.RequiredSettings {
-		if !slices.Contains(caller.Settings, r) {
+	for _, r := range caller.RequiredSettings() {
+		if !slices.Contains(caller.Settings(), r) {
 			t.Errorf("caller.RequiredSettings has %s, which is not in caller.Settings", r)
 		}
 	}
-	if !slices.Contains(caller.Settings, caller.EnvClientID) {
+	if !slices.Contains(caller.Settings(), caller.EnvClientID) {
 		t.Errorf("caller.Settings lacks %s", caller.EnvClientID)
 	}
-	for _, r := range append(slices.Clone(callee.RequiredSettings), calleeMustSet...) {
-		if !slices.Contains(authmw.EnvVars, r) && !slices.Contains(callee.Settings, r) {
+	for _, r := range append(callee.RequiredSettings(), calleeMustSet...) {
+		if !slices.Contains(authmw.EnvVars(), r) && !slices.Contains(callee.Settings(), r) {
 			t.Errorf("callee requirement %s is in neither authmw.EnvVars nor callee.Settings", r)
 		}
 	}

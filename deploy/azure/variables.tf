@@ -192,3 +192,32 @@ variable "app_service_dns_suffix" {
     error_message = "app_service_dns_suffix must be a DNS suffix such as azurewebsites.net or chinacloudsites.cn."
   }
 }
+
+variable "enable_key_vault" {
+  description = "Create a Key Vault (RBAC authorization) with one secret, assign only the caller's identity \"Key Vault Secrets User\" on it, and set CALLER_KEYVAULT_URL / CALLER_KEYVAULT_SECRET on the callers (docs/key-vault.md). Off by default."
+  type        = bool
+  default     = false
+}
+
+variable "key_vault_secret_name" {
+  description = "Name of the secret the caller reads every run (CALLER_KEYVAULT_SECRET), with enable_key_vault."
+  type        = string
+  default     = "callee-api-key"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z-]{1,127}$", var.key_vault_secret_name))
+    error_message = "key_vault_secret_name must be 1-127 letters, digits and dashes."
+  }
+}
+
+variable "key_vault_secret_value" {
+  description = "First version of the secret, with enable_key_vault; null generates a random UUID. It ends up in the Terraform state: rotate with az keyvault secret set afterwards."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.key_vault_secret_value == null || try(length(var.key_vault_secret_value) >= 1 && length(var.key_vault_secret_value) <= 25600, false)
+    error_message = "key_vault_secret_value must be null or 1 to 25600 characters (Key Vault's limit is 25 KiB)."
+  }
+}

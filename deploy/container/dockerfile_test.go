@@ -119,7 +119,7 @@ func TestRuntimeStage(t *testing.T) {
 	}
 	env := envOf(final)
 	for k := range env {
-		if k != callee.EnvPort && !slices.Contains(callee.Settings, k) {
+		if k != callee.EnvPort && !slices.Contains(callee.Settings(), k) {
 			t.Errorf("ENV %s is not a setting the callee reads (callee.Settings, PORT)", k)
 		}
 	}

@@ -11,7 +11,8 @@ locals {
   gateway_port = 8080
 
   # An object ID no identity has: the allowed-identities list when no caller is given.
-  # (An empty AUTHMW_ALLOWED_IDENTITIES would mean "not checked", not "nobody".)
+  # (authmw reads an empty AUTHMW_ALLOWED_IDENTITIES as "nobody" too, but a platform may
+  # drop an app setting with an empty value, which would mean "not checked".)
   nobody = "00000000-0000-0000-0000-000000000000"
 
   gateway_settings = {

@@ -131,13 +131,13 @@ func (m *module) evalContext(t *testing.T) *hcl.EvalContext {
 func TestGatewaySettingsMatchCode(t *testing.T) {
 	m := load(t)
 	set := m.settings(t)
-	allowed := append(append(slices.Clone(authmw.EnvVars), callee.Settings...), callee.EnvPort)
+	allowed := append(append(authmw.EnvVars(), callee.Settings()...), callee.EnvPort)
 	for name := range set {
 		if !slices.Contains(allowed, name) {
 			t.Errorf("gateway_settings sets %s, which the callee never reads (not in authmw.EnvVars, callee.Settings or PORT)", name)
 		}
 	}
-	required := append(slices.Clone(callee.RequiredSettings), "AUTHMW_TENANT_ID", "AUTHMW_REQUIRED_ROLES", "AUTHMW_ALLOWED_IDENTITIES",
+	required := append(callee.RequiredSettings(), "AUTHMW_TENANT_ID", "AUTHMW_REQUIRED_ROLES", "AUTHMW_ALLOWED_IDENTITIES",
 		"AUTHMW_EXCLUDED_PATHS", callee.EnvUpstreamURL, callee.EnvListenHost, callee.EnvPort)
 	for _, name := range required {
 		if _, ok := set[name]; !ok {

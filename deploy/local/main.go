@@ -5,16 +5,24 @@
 // rogue (its own identity, not allowed) — each triggered on a timer the way the Azure
 // Functions host triggers it, plus an unauthenticated probe.
 //
-//	go run ./deploy/local             # 30 s, a round every 5 s
+//	go run ./deploy/local             # a round every 5 s while the next one starts within 30 s: 6 rounds
 //	go run ./deploy/local -once       # one round, then exit
 //	go run ./deploy/local -v          # also show the processes' JSON logs
 //	go run ./deploy/local -gateway    # the callee as a gateway (CALLEE_UPSTREAM_URL) in front of a small app
+//	go run ./deploy/local -keep-logs  # keep the JSON log files and print where they are
 //
 // With -gateway the callee runs in gateway mode in front of a small upstream app that
 // reads only the X-MS-CLIENT-PRINCIPAL* headers: the same three outcomes, and the
 // summary shows that only the registered caller's calls reached the app.
+// Each caller also reads a secret from a local Key Vault with its managed identity, over
+// the same token cache (only the registered caller is on the vault's access list), and
+// the secret is rotated after the first round.
+//
 // It prints one line per call and a summary; the exit code is 0 only if the registered
-// caller always got 200, the rogue caller 403 and the probe 401.
+// caller always got 200 (from the callee and the vault), the rogue caller 403 (from
+// both), the probe 401, the rotated secret was seen without a restart and each identity
+// endpoint was asked at most once per resource. Without -v the components' logs go to a
+// temporary directory that is removed at exit unless -keep-logs is given.
 package main
 
 import (
@@ -35,6 +43,7 @@ import (
 	"time"
 
 	"github.com/f2fauth/f2fauth/callee"
+	"github.com/f2fauth/f2fauth/caller"
 	"github.com/f2fauth/f2fauth/internal/e2e"
 	"github.com/f2fauth/f2fauth/internal/localidp"
 )
@@ -75,6 +84,7 @@ type options struct {
 	once     bool
 	verbose  bool
 	gateway  bool
+	keepLogs bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -86,6 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.once, "once", false, "run one round, then exit")
 	fs.BoolVar(&o.verbose, "v", false, "show the identity platform's, callee's and callers' JSON logs on stderr")
 	fs.BoolVar(&o.gateway, "gateway", false, "run the callee in gateway mode (CALLEE_UPSTREAM_URL) in front of a small app that reads only the X-MS-CLIENT-PRINCIPAL* headers")
+	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the components' JSON log files (without -v) and print their directory")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -162,7 +173,8 @@ type outcome struct {
 	appID  string
 	roles  []string
 	keyID  string
-	run    string // how the Functions host would record the timer run
+	run    string               // how the Functions host would record the timer run
+	kv     *caller.SecretReport // the run's Key Vault read; nil when none
 }
 
 func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, error) {
@@ -173,6 +185,14 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 			return 1, err
 		}
 		sinks.dir = dir
+		// Registered first, so it runs last: after the callers have stopped writing.
+		defer func() {
+			if o.keepLogs {
+				fmt.Fprintf(stdout, "logs kept in %s\n", dir)
+			} else {
+				os.RemoveAll(dir)
+			}
+		}()
 	}
 	defer sinks.close()
 
@@ -215,6 +235,12 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 	}
 	defer c.Stop()
 
+	vault, err := startVaultDemo(startCtx, p, slog.New(slog.NewJSONHandler(idpLog, nil)), registeredID.ObjectID)
+	if err != nil {
+		return 1, fmt.Errorf("start key vault: %w", err)
+	}
+	defer vault.close()
+
 	fmt.Fprintf(stdout, "f2fauth local run: identity platform, callee and two callers, all on 127.0.0.1\n")
 	fmt.Fprintf(stdout, "  identity platform  %s (tenant %s)\n", p.AuthorityURL(), p.TenantID())
 	if app != nil {
@@ -226,6 +252,7 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 	}
 	fmt.Fprintf(stdout, "    AUTHMW_AUDIENCES=%s AUTHMW_ALLOWED_APPLICATIONS=%s AUTHMW_REQUIRED_ROLES=%s\n",
 		settings["AUTHMW_AUDIENCES"], settings["AUTHMW_ALLOWED_APPLICATIONS"], settings["AUTHMW_REQUIRED_ROLES"])
+	vault.describe(stdout)
 
 	type callerProc struct {
 		name string
@@ -243,7 +270,7 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 			IdentityEnv: cp.mi.Env(),
 			CalleeURL:   c.URL,
 			Audience:    audience,
-			Env:         []string{"CALLER_TIMEOUT=20s"},
+			Env:         append([]string{"CALLER_TIMEOUT=20s"}, vault.env()...),
 			Stderr:      w,
 		})
 		if err != nil {
@@ -254,8 +281,11 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 		id := cp.mi.Identity()
 		fmt.Fprintf(stdout, "  %-18s %s (pid %d, appId %s, roles on %s: [%s])\n", cp.name, proc.URL, proc.PID(), id.ClientID, audience, strings.Join(id.AppRoles[audience], ","))
 	}
-	if sinks.dir != "" {
-		fmt.Fprintf(stdout, "  logs               %s (or run with -v)\n", sinks.dir)
+	switch {
+	case sinks.dir != "" && o.keepLogs:
+		fmt.Fprintf(stdout, "  logs               %s (kept after the run)\n", sinks.dir)
+	case sinks.dir != "":
+		fmt.Fprintf(stdout, "  logs               removed at exit (-keep-logs keeps them, -v shows them)\n")
 	}
 	fmt.Fprintln(stdout)
 
@@ -272,6 +302,9 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) (int, er
 			mismatches++
 		}
 		fmt.Fprintln(stdout, formatLine(time.Now(), oc, ok))
+		if oc.kv != nil {
+			fmt.Fprintln(stdout, vault.record(time.Now(), oc.who, oc.kv))
+		}
 	}
 
 	start := time.Now()
@@ -302,7 +335,22 @@ loop:
 			break loop
 		}
 		record(oc)
-		if o.once || time.Since(start)+o.interval > o.duration {
+		if rounds == 1 {
+			if err := vault.rotate(stdout); err != nil {
+				return 1, err
+			}
+			if o.once { // show the rotation with one more run of the registered caller
+				oc, err := invoke(ctx, callers[0].proc)
+				if ctx.Err() != nil {
+					break loop
+				}
+				if err != nil {
+					oc = outcome{who: callers[0].name, reason: err.Error(), run: "error"}
+				}
+				record(oc)
+			}
+		}
+		if o.once || lastRound(time.Since(start), o.interval, o.duration) {
 			break
 		}
 		select {
@@ -334,8 +382,6 @@ loop:
 		}
 		fmt.Fprintf(stdout, "  %-18s %-22s (expected %d every time)\n", who, strings.Join(parts, ", "), expected[who])
 	}
-	fmt.Fprintf(stdout, "  token requests to the identity endpoints: %s %d, %s %d (tokens are cached across runs)\n",
-		registeredName, reg.Requests(), rogueName, rogue.Requests())
 	if app != nil {
 		reached := app.requests.Load()
 		fmt.Fprintf(stdout, "  upstream app: %d request(s) reached it, all through the gateway (registered caller's 200s: %d)\n", reached, counts[registeredName][200])
@@ -344,12 +390,20 @@ loop:
 			return 1, nil
 		}
 	}
-	if mismatches == 0 && rounds > 0 {
-		fmt.Fprintln(stdout, "PASS: only the registered caller got in; the code and the URL alone are not enough.")
+	vaultOK := vault.summary(stdout, map[string]*localidp.ManagedIdentity{registeredName: reg, rogueName: rogue})
+	if mismatches == 0 && rounds > 0 && vaultOK {
+		fmt.Fprintln(stdout, "PASS: only the registered caller got in, to the callee and to the vault; the code and the URL alone are not enough.")
 		return 0, nil
 	}
-	fmt.Fprintf(stdout, "FAIL: %d call(s) did not get the expected status\n", mismatches)
+	fmt.Fprintf(stdout, "FAIL: %d call(s) did not get the expected status (key vault as expected: %v)\n", mismatches, vaultOK)
 	return 1, nil
+}
+
+// lastRound reports whether the round that started elapsed after the first one is the
+// last: the next would start after duration. With the defaults (5 s, 30 s) rounds start
+// at 0, 5, …, 25 s: six rounds.
+func lastRound(elapsed, interval, duration time.Duration) bool {
+	return elapsed+interval > duration
 }
 
 // waitInterrupt waits up to half a second for ctx to end.
@@ -367,7 +421,7 @@ func invoke(ctx context.Context, p *e2e.CallerProcess) (outcome, error) {
 		return outcome{}, err
 	}
 	rep := res.Report()
-	oc := outcome{who: p.Name, status: rep.CalleeStatus, reason: rep.Reason, appID: rep.AppID, roles: rep.Roles, keyID: rep.KeyID}
+	oc := outcome{who: p.Name, status: rep.CalleeStatus, reason: rep.Reason, appID: rep.AppID, roles: rep.Roles, keyID: rep.KeyID, kv: rep.KeyVault}
 	if res.Status >= 200 && res.Status < 300 {
 		oc.run = "timer run succeeded"
 	} else {

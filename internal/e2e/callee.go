@@ -42,8 +42,8 @@ func StartCallee(ctx context.Context, settings map[string]string, logger *slog.L
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	getenv := func(k string) string { return settings[k] }
-	srv, err := callee.NewServer(ctx, getenv, logger)
+	lookup := func(k string) (string, bool) { v, ok := settings[k]; return v, ok }
+	srv, err := callee.NewServer(ctx, lookup, logger)
 	if err != nil {
 		return nil, err
 	}

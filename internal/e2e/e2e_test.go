@@ -367,6 +367,15 @@ func TestNoValidTokenFailsTheRunThenRecovers(t *testing.T) {
 
 			// The endpoint comes back: the caller recovers by itself.
 			m.SetFailure(0, "")
+			if tc.retryAfter != "" {
+				// ...but not before the Retry-After it was given: meanwhile runs
+				// fail at once from the remembered answer, without a request.
+				before := m.Requests()
+				if res = invoke(t, p, false); res.Status == http.StatusOK || m.Requests() != before {
+					t.Fatalf("within Retry-After: status %d, %d new identity requests; want a failed run and none", res.Status, m.Requests()-before)
+				}
+				return
+			}
 			deadline := time.Now().Add(30 * time.Second)
 			for {
 				res = invoke(t, p, false)

@@ -79,7 +79,7 @@ func runCallerChild() error {
 	if err != nil {
 		return err
 	}
-	tel, err := otelsetup.Setup(ctx, os.Getenv, otelsetup.Options{ServiceName: "f2fauth-caller", AlwaysTrace: true}) // as caller.Run
+	tel, err := otelsetup.Setup(ctx, os.LookupEnv, otelsetup.Options{ServiceName: "f2fauth-caller", AlwaysTrace: true}) // as caller.Run
 	if err != nil {
 		return err
 	}

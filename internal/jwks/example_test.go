@@ -54,7 +54,7 @@ func ExampleNew() {
 		(&jose.SignerOptions{}).WithHeader("kid", "forged"))
 	obj, _ = forger.Sign([]byte(`{"sub":"admin"}`))
 	forged, _ := obj.CompactSerialize()
-	_, _, err = ks.VerifyCompact(ctx, forged)
+	_, err = ks.VerifySignature(ctx, forged)
 	fmt.Println(errors.Is(err, jwks.ErrUnknownKey))
 	// Output:
 	// {"sub":"example"} <nil>

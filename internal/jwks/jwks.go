@@ -238,7 +238,6 @@ type KeySet struct {
 	url          string
 	client       *http.Client
 	algs         []allowedAlg
-	joseAlgs     []jose.SignatureAlgorithm
 	unknownEvery time.Duration
 	refreshEvery time.Duration
 	retryMin     time.Duration
@@ -248,9 +247,13 @@ type KeySet struct {
 	requireKID   bool
 	onFetch      func(time.Time, error)
 
-	keys    atomic.Pointer[keyMap]
-	fetches atomic.Int64
-	ready   chan struct{} // closed on the first successful load
+	keys     atomic.Pointer[keyMap]
+	fetches  atomic.Int64
+	loadedAt atomic.Int64 // UnixNano of the last successful load; 0 before
+	// failingSince is the UnixNano of the first of the current run of failed
+	// fetches of the background loop; 0 when the last one succeeded.
+	failingSince atomic.Int64
+	ready        chan struct{} // closed on the first successful load
 
 	ctx    context.Context // background lifecycle, cancelled by Close
 	cancel context.CancelFunc
@@ -317,7 +320,6 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 			continue
 		}
 		k.algs = append(k.algs, allowedAlg{name: name, info: info})
-		k.joseAlgs = append(k.joseAlgs, jose.SignatureAlgorithm(name))
 	}
 
 	durations := []struct {
@@ -430,11 +432,20 @@ func (k *KeySet) run() {
 		var wait time.Duration
 		if err != nil {
 			failures++
+			if failures == 1 {
+				k.failingSince.Store(time.Now().UnixNano())
+			}
 			wait = RetryDelay(backoff, failures, err)
-			k.log.LogAttrs(k.ctx, slog.LevelWarn, "jwks: fetch failed; will retry",
-				slog.String("url", k.url), slog.Any("error", err), slog.Duration("retry_in", wait))
+			level := slog.LevelWarn
+			if time.Since(time.Unix(0, k.failingSince.Load())) >= ErrorLogAfter {
+				level = slog.LevelError
+			}
+			k.log.LogAttrs(k.ctx, level, "jwks: fetch failed; will retry",
+				slog.String("url", k.url), slog.String("error", err.Error()), slog.Int("attempt", failures),
+				slog.Int64("retry_in_ms", wait.Milliseconds()))
 		} else {
 			failures = 0
+			k.failingSince.Store(0)
 			wait = k.refreshEvery + time.Duration(rand.Float64()*float64(k.refreshEvery/20))
 		}
 		if !retry.Sleep(k.ctx, wait) {
@@ -527,6 +538,7 @@ func (k *KeySet) doFetch(f *inflight, noCache bool) {
 // installs never race.
 func (k *KeySet) install(m *keyMap) {
 	old := k.keys.Swap(m)
+	k.loadedAt.Store(time.Now().UnixNano())
 	if old == nil {
 		close(k.ready)
 		k.log.LogAttrs(k.ctx, slog.LevelInfo, "jwks: keys loaded", slog.String("url", k.url), slog.Any("kids", kidsNotIn(m, nil)))

@@ -76,7 +76,7 @@ func TestNewDefaultsAndNoBlocking(t *testing.T) {
 	defer ks.Close()
 	if ks.unknownEvery != DefaultUnknownKIDInterval || ks.refreshEvery != DefaultRefreshInterval ||
 		ks.retryMin != DefaultRetryMin || ks.retryMax != DefaultRetryMax ||
-		ks.client.Timeout != DefaultHTTPTimeout || !slices.Equal(ks.joseAlgs, []jose.SignatureAlgorithm{jose.RS256}) {
+		ks.client.Timeout != DefaultHTTPTimeout || len(ks.algs) != 1 || ks.algs[0].name != "RS256" {
 		t.Errorf("defaults not applied: %+v", ks)
 	}
 	// New returned although the endpoint hangs; nothing verifies meanwhile.
@@ -102,17 +102,9 @@ var paths = []struct {
 	{"VerifySignature", func(ks *KeySet, tok string) ([]byte, error) {
 		return ks.VerifySignature(context.Background(), tok)
 	}},
-	{"ParseVerify", func(ks *KeySet, tok string) ([]byte, error) {
-		jws, err := ks.Parse(tok)
-		if err != nil {
-			return nil, err
-		}
-		p, _, err := ks.Verify(context.Background(), jws)
-		return p, err
-	}},
-	{"VerifyCompact", func(ks *KeySet, tok string) ([]byte, error) {
-		p, _, err := ks.VerifyCompact(context.Background(), tok)
-		return p, err
+	{"ParseCompact+Verify", func(ks *KeySet, tok string) ([]byte, error) {
+		v, err := ks.verifyCompact(context.Background(), tok)
+		return v.Payload, err
 	}},
 }
 
@@ -158,7 +150,7 @@ func TestVerifyAttacks(t *testing.T) {
 		{"jku header", craft(t, map[string]any{"alg": "RS256", "kid": "evil2", "jku": jku.URL + "/jwks"}, `{}`, rs256(keys.attacker)), ErrUnknownKey},
 		{"jku header, published kid", craft(t, map[string]any{"alg": "RS256", "kid": "k1", "jku": jku.URL + "/jwks"}, `{}`, rs256(keys.attacker)), ErrInvalidSignature},
 		{"x5u header", craft(t, map[string]any{"alg": "RS256", "kid": "evil3", "x5u": jku.URL + "/cert.pem"}, `{}`, rs256(keys.attacker)), ErrUnknownKey},
-		{"stripped signature", parts[0] + "." + parts[1] + ".", ErrInvalidSignature},
+		{"stripped signature", parts[0] + "." + parts[1] + ".", ErrMalformed},
 		{"two parts", parts[0] + "." + parts[1], ErrMalformed},
 		{"tampered payload", parts[0] + "." + forgedPayload + "." + parts[2], ErrInvalidSignature},
 		{"tampered header", b64.EncodeToString([]byte(`{"alg":"RS256","kid":"k1","x":1}`)) + "." + parts[1] + "." + parts[2], ErrInvalidSignature},
@@ -214,23 +206,12 @@ func TestVerifyRejectsUnprotectedHeader(t *testing.T) {
 	ks := newTestKeySet(t, srv, Options{})
 	parts := strings.Split(craft(t, map[string]any{"alg": "RS256"}, `{}`, rs256(keys.k1)), ".")
 	raw := fmt.Sprintf(`{"payload":%q,"protected":%q,"header":{"kid":"k1"},"signature":%q}`, parts[1], parts[0], parts[2])
-	jws, err := jose.ParseSignedJSON(raw, []jose.SignatureAlgorithm{jose.RS256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := ks.Verify(context.Background(), jws); !errors.Is(err, ErrMalformed) {
+	if _, err := ks.verifyCompact(context.Background(), raw); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("err = %v, want ErrMalformed", err)
 	}
-	if _, _, err := ks.Verify(context.Background(), nil); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("nil jws: err = %v, want ErrMalformed", err)
-	}
-	// The same token through the compact fast path verifies (control).
-	jws, err = ks.Parse(strings.Join(parts, "."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, kid, err := ks.Verify(context.Background(), jws); err != nil || kid != "k1" {
-		t.Fatalf("control: kid %q err %v", kid, err)
+	// The same token in compact form verifies (control).
+	if v, err := ks.verifyCompact(context.Background(), strings.Join(parts, ".")); err != nil || v.KID != "k1" {
+		t.Fatalf("control: kid %q err %v", v.KID, err)
 	}
 }
 
@@ -417,7 +398,8 @@ func TestFailedRefreshKeepsLastGoodKeys(t *testing.T) {
 			ks := newTestKeySet(t, srv, Options{
 				RefreshInterval: 5 * time.Millisecond, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
 			})
-			_, id, err := ks.VerifyCompact(context.Background(), token(t, keys.k1, "k1"))
+			v, err := ks.verifyCompact(context.Background(), token(t, keys.k1, "k1"))
+			id := v.ID
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -503,7 +485,8 @@ func TestKeyRemovedOrReplaced(t *testing.T) {
 			t.Parallel()
 			srv := newJWKSServer(t, jwksJSON(t, tt.before...))
 			ks := newTestKeySet(t, srv, Options{RefreshInterval: 5 * time.Millisecond})
-			_, id, err := ks.VerifyCompact(context.Background(), token(t, tt.signer, "k2"))
+			v, err := ks.verifyCompact(context.Background(), token(t, tt.signer, "k2"))
+			id := v.ID
 			if err != nil || !ks.Publishes(id) {
 				t.Fatalf("before: err %v, published %v", err, ks.Publishes(id))
 			}
@@ -711,15 +694,8 @@ func TestVerifyReturnsKID(t *testing.T) {
 		{craft(t, map[string]any{"alg": "RS256"}, `{}`, rs256(keys.k2)), "k2"},
 		{craft(t, map[string]any{"alg": "RS256"}, `{}`, rs256(keys.k1)), "k1"},
 	} {
-		jws, err := ks.Parse(tt.tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, kid, err := ks.Verify(context.Background(), jws); err != nil || kid != tt.want {
-			t.Errorf("Verify: kid %q err %v, want %q", kid, err, tt.want)
-		}
-		if _, id, err := ks.VerifyCompact(context.Background(), tt.tok); err != nil || id.KID != tt.want || !ks.Publishes(id) {
-			t.Errorf("VerifyCompact: kid %q err %v, want %q", id.KID, err, tt.want)
+		if v, err := ks.verifyCompact(context.Background(), tt.tok); err != nil || v.KID != tt.want || !ks.Publishes(v.ID) {
+			t.Errorf("VerifyCompact: kid %q err %v, want %q", v.KID, err, tt.want)
 		}
 	}
 }

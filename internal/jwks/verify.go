@@ -9,158 +9,119 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math/big"
 	"strings"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// MaxTokenBytes bounds the compact tokens [KeySet.VerifyCompact] and
-// [KeySet.VerifySignature] accept; longer input is [ErrMalformed].
+// MaxTokenBytes bounds the compact tokens [ParseCompact] accepts;
+// longer input is [ErrMalformed].
 const MaxTokenBytes = 64 << 10
 
-// VerifySignature implements [oidc.KeySet]: it parses jwt as a compact JWS
-// whose "alg" is one of [Options.Algorithms] (go-jose), verifies its signature
-// with the published key named by its protected "kid" header and returns the
-// payload. It does not validate claims. Errors wrap [ErrMalformed],
-// [ErrUnsupportedAlg], [ErrNotReady], [ErrUnknownKey] or
-// [ErrInvalidSignature].
+// Token is a parsed compact JWS. Nothing in it is verified: pass it to
+// [KeySet.Verify]. Callers may read the payload before that only to decide
+// which key set to verify with (for example by "iss").
+type Token struct {
+	// KID and Alg are the protected header's "kid" and "alg".
+	KID, Alg string
+	// Payload is the base64url-decoded payload exactly as signed; the caller
+	// decodes it once, strictly.
+	Payload []byte
+
+	input string // the signing input: header "." payload, as received
+	sig   []byte
+}
+
+// header is the protected JOSE header, decoded strictly: invalid JSON,
+// invalid UTF-8 and duplicate member names are errors (RFC 7515 §4).
+type header struct {
+	Alg  string         `json:"alg"`
+	KID  string         `json:"kid"`
+	Crit jsontext.Value `json:"crit"`
+}
+
+// ParseCompact parses a compact JWS: three parts of canonical unpadded
+// base64url and a protected header that is a strict
+// JSON object with string "alg" and "kid" and no "crit". Errors wrap
+// [ErrMalformed].
+func ParseCompact(token string) (*Token, error) {
+	if len(token) > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
+	}
+	h64, rest, ok1 := strings.Cut(token, ".")
+	p64, s64, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.IndexByte(s64, '.') >= 0 {
+		return nil, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
+	}
+	hdr, err := strictB64.DecodeString(h64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: header is not base64url", ErrMalformed)
+	}
+	var h header
+	if err := json.Unmarshal(hdr, &h); err != nil || jsontext.Value(hdr).Kind() != '{' {
+		return nil, fmt.Errorf("%w: header is not a strict JSON object (no duplicate members, valid UTF-8) with string alg and kid", ErrMalformed)
+	}
+	if h.Crit != nil {
+		return nil, fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
+	}
+	t := &Token{KID: h.KID, Alg: h.Alg, input: token[:len(h64)+1+len(p64)]}
+	if t.sig, err = strictB64.DecodeString(s64); err != nil {
+		return nil, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+	}
+	if t.Payload, err = strictB64.DecodeString(p64); err != nil {
+		return nil, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
+	}
+	return t, nil
+}
+
+// VerifySignature implements [oidc.KeySet]: [ParseCompact] then
+// [KeySet.Verify]; it returns the verified payload. It does not validate
+// claims.
 func (k *KeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := k.Parse(jwt)
+	t, err := ParseCompact(jwt)
 	if err != nil {
 		return nil, err
 	}
-	payload, _, err := k.Verify(ctx, jws)
-	return payload, err
+	if _, err := k.Verify(ctx, t); err != nil {
+		return nil, err
+	}
+	return t.Payload, nil
 }
 
-// Parse parses a compact JWS with go-jose, accepting only
-// [Options.Algorithms]. It does not verify anything; pass the result to
-// [KeySet.Verify]. Errors wrap [ErrUnsupportedAlg] or [ErrMalformed].
-func (k *KeySet) Parse(jwt string) (*jose.JSONWebSignature, error) {
-	if len(jwt) > MaxTokenBytes {
-		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
-	}
-	jws, err := jose.ParseSignedCompact(jwt, k.joseAlgs)
-	if err != nil {
-		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return nil, fmt.Errorf("%w: %w", ErrUnsupportedAlg, err)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	return jws, nil
-}
-
-// Verify verifies a parsed JWS (from [KeySet.Parse] or go-jose) and returns
-// its payload and the kid of the key that verified it. The key lookup is
-// lock-free; the signature check is go-jose's.
+// Verify is the one signature check: it accepts t only if its "alg" is one
+// of [Options.Algorithms] and a published key selected by its "kid" verifies
+// the signature over the signing input exactly as received. It returns the
+// [KeyID] of the key that verified (on error, at most the token's kid), which a
+// cache of verified tokens checks with [KeySet.Publishes] before each reuse.
 //
-// The key is chosen only by the protected "kid" header among the keys from
+// The key is chosen only by the protected "kid" among the keys from
 // [Options.URL]; "jku", "x5u", "x5c" and embedded "jwk" headers are ignored.
 // An unknown kid may trigger one refetch per [Options.UnknownKIDInterval]
 // (waiting for it honours ctx); within the interval it fails at once with
-// [ErrUnknownKey]. A token without kid is tried against every published key
-// that fits its algorithm, without refetch (or refused, with
-// [Options.RequireKID]). Critical header extensions
-// ("crit") are not supported and rejected.
-func (k *KeySet) Verify(ctx context.Context, jws *jose.JSONWebSignature) (payload []byte, kid string, err error) {
-	if jws == nil || len(jws.Signatures) != 1 {
-		return nil, "", fmt.Errorf("%w: expected exactly one signature", ErrMalformed)
-	}
-	sig := &jws.Signatures[0]
-	if sig.Unprotected.Algorithm != "" || sig.Unprotected.KeyID != "" || sig.Unprotected.JSONWebKey != nil {
-		return nil, "", fmt.Errorf("%w: alg, kid and jwk must not be in an unprotected header", ErrMalformed)
-	}
-	if _, ok := sig.Protected.ExtraHeaders["crit"]; ok {
-		return nil, "", fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
-	}
-	alg := sig.Protected.Algorithm
-	info, ok := k.allowed(alg)
+// [ErrUnknownKey]. A token without kid is refused before any signature work
+// with [Options.RequireKID]; otherwise it is tried against every published key
+// that fits its algorithm, without refetch. Errors wrap [ErrUnsupportedAlg],
+// [ErrMalformed] (empty signature), [ErrNotReady], [ErrUnknownKey] or
+// [ErrInvalidSignature].
+func (k *KeySet) Verify(ctx context.Context, t *Token) (KeyID, error) {
+	info, ok := k.allowed(t.Alg)
 	if !ok {
-		return nil, "", fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(alg))
+		return KeyID{KID: t.KID}, fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(t.Alg))
 	}
-	id, err := k.selectAndCheck(ctx, sig.Protected.KeyID, alg, info, func(key *key) bool {
-		p, err := jws.Verify(key.pub)
-		if err != nil {
-			return false
-		}
-		payload = p
-		return true
-	})
-	if err != nil {
-		return nil, id.KID, err
+	if len(t.sig) == 0 {
+		return KeyID{KID: t.KID}, fmt.Errorf("%w: empty signature", ErrMalformed)
 	}
-	return payload, id.KID, nil
-}
-
-// VerifyCompact verifies a compact JWS and returns its payload and the
-// [KeyID] of the key that verified it (on error, only its KID may be set), with the same key selection and errors as
-// [KeySet.Verify]. It is the lean path for callers that have the raw token:
-// it decodes only "alg", "kid" and "crit" from the protected header and
-// hashes the signing input exactly as received, so its cost is close to the
-// bare signature check. It is stricter than go-jose: base64url must be
-// canonical and unpadded, and any "crit" header is rejected.
-func (k *KeySet) VerifyCompact(ctx context.Context, token string) (payload []byte, id KeyID, err error) {
-	var kid string
-	if len(token) > MaxTokenBytes {
-		return nil, id, fmt.Errorf("%w: token longer than %d bytes", ErrMalformed, MaxTokenBytes)
+	if t.KID == "" && k.requireKID {
+		return KeyID{}, fmt.Errorf("%w: token has no kid", ErrUnknownKey)
 	}
-	dot1 := strings.IndexByte(token, '.')
-	if dot1 < 0 {
-		return nil, id, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
-	}
-	dot2 := strings.IndexByte(token[dot1+1:], '.')
-	if dot2 < 0 {
-		return nil, id, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
-	}
-	dot2 += dot1 + 1
-	if strings.IndexByte(token[dot2+1:], '.') >= 0 {
-		return nil, id, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
-	}
-	hdr, err := strictB64.DecodeString(token[:dot1])
-	if err != nil {
-		return nil, id, fmt.Errorf("%w: header is not base64url", ErrMalformed)
-	}
-	var h map[string]json.RawMessage
-	if err := json.Unmarshal(hdr, &h); err != nil || h == nil {
-		return nil, id, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
-	}
-	if _, ok := h["crit"]; ok {
-		return nil, id, fmt.Errorf("%w: critical header extensions are not supported", ErrMalformed)
-	}
-	var alg string
-	if raw, ok := h["alg"]; !ok || json.Unmarshal(raw, &alg) != nil {
-		return nil, id, fmt.Errorf("%w: header has no alg string", ErrMalformed)
-	}
-	if raw, ok := h["kid"]; ok && json.Unmarshal(raw, &kid) != nil {
-		return nil, id, fmt.Errorf("%w: kid is not a string", ErrMalformed)
-	}
-	info, ok := k.allowed(alg)
-	if !ok {
-		return nil, id, fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(alg))
-	}
-	sig, err := strictB64.DecodeString(token[dot2+1:])
-	if err != nil {
-		return nil, id, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
-	}
-	payload, err = strictB64.DecodeString(token[dot1+1 : dot2])
-	if err != nil {
-		return nil, id, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
-	}
-
 	var buf [sha512.Size]byte
-	input := token[:dot2]
-	digest := hashInput(&buf, alg, input)
-	id, err = k.selectAndCheck(ctx, kid, alg, info, func(key *key) bool {
-		return checkSig(key, alg, input, digest, sig)
+	digest := hashInput(&buf, t.Alg, t.input)
+	return k.selectAndCheck(ctx, t.KID, t.Alg, info, func(key *key) bool {
+		return checkSig(key, t.Alg, t.input, digest, t.sig)
 	})
-	if err != nil {
-		return nil, id, err
-	}
-	return payload, id, nil
 }
 
 var strictB64 = base64.RawURLEncoding.Strict()
@@ -183,9 +144,6 @@ func (k *KeySet) selectAndCheck(ctx context.Context, kid, alg string, info algIn
 		return KeyID{KID: kid}, ErrNotReady
 	}
 	if kid == "" {
-		if k.requireKID {
-			return KeyID{}, fmt.Errorf("%w: token has no kid", ErrUnknownKey)
-		}
 		fitting := false
 		for _, key := range m.all {
 			if !key.fits(alg, info) {

@@ -79,6 +79,7 @@ type ManagedIdentity struct {
 	version   int
 	lifetime  time.Duration
 	refreshIn time.Duration
+	issued    map[string]int64 // tokens issued per resource
 }
 
 // AddIdentity validates id and starts a managed-identity endpoint for it on
@@ -138,6 +139,12 @@ func (m *ManagedIdentity) mint(resource string) (tokencachetest.Token, error) {
 	if err != nil {
 		return tokencachetest.Token{}, err
 	}
+	m.mu.Lock()
+	if m.issued == nil {
+		m.issued = make(map[string]int64)
+	}
+	m.issued[resource]++
+	m.mu.Unlock()
 	roles, _ := claims["roles"].([]string)
 	m.p.log.Info("localidp: token minted", "identity", id.Name, "appid", id.ClientID, "oid", id.ObjectID, "resource", resource, "ver", version, "roles", len(roles))
 	return tokencachetest.Token{
@@ -165,6 +172,15 @@ func (m *ManagedIdentity) Requests() int64 { return m.ep.Requests() }
 
 // Issued returns how many tokens the endpoint issued.
 func (m *ManagedIdentity) Issued() int64 { return m.ep.Issued() }
+
+// IssuedFor returns how many tokens the endpoint issued for resource (as
+// requested, e.g. "api://callee" or "https://vault.azure.net"), so tests can
+// prove a client asks once per resource.
+func (m *ManagedIdentity) IssuedFor(resource string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.issued[resource]
+}
 
 // SetFailure injects a fault: with status != 0 every request (before any
 // validation) is answered with that status, a JSON error body and, if

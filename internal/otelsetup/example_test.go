@@ -32,7 +32,7 @@ func ExampleWithTraceIDs() {
 // Setup with no OTEL_* exporter set installs nothing but the W3C propagator;
 // the caller asks for a tracer anyway (AlwaysTrace) so its spans have IDs.
 func ExampleSetup() {
-	tel, err := otelsetup.Setup(context.Background(), func(string) string { return "" },
+	tel, err := otelsetup.Setup(context.Background(), func(string) (string, bool) { return "", false },
 		otelsetup.Options{ServiceName: "f2fauth-caller", AlwaysTrace: true})
 	if err != nil {
 		panic(err)

@@ -33,7 +33,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Environment variables read through getenv. The exporters themselves read
+// Environment variables read through lookup. The exporters themselves read
 // their own settings (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL,
 // OTEL_EXPORTER_OTLP_HEADERS…) and the SDK its resource and sampler settings
 // (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER) from the
@@ -94,12 +94,16 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 // Propagator is the propagator both programs use: W3C Trace Context.
 var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
-// Setup reads the OTEL_* settings with getenv, builds the providers and
+// Setup reads the OTEL_* settings with lookup (nil: os.LookupEnv), builds the providers and
 // exporters they ask for and installs them globally (otel.SetTracerProvider,
 // otel.SetMeterProvider), with the W3C Trace Context propagator. An unknown
 // exporter name is an error naming the setting. With OTEL_SDK_DISABLED=true,
 // nothing is exported (the caller still gets its trace IDs).
-func Setup(ctx context.Context, getenv func(string) string, opts Options) (*Telemetry, error) {
+func Setup(ctx context.Context, lookup func(string) (string, bool), opts Options) (*Telemetry, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	getenv := func(k string) string { v, _ := lookup(k); return v }
 	otel.SetTextMapPropagator(Propagator)
 	tel := &Telemetry{TracesExporter: "none", MetricsExporter: "none"}
 	disabled := strings.EqualFold(strings.TrimSpace(getenv(EnvSDKDisabled)), "true")
@@ -178,12 +182,20 @@ var (
 )
 
 // sameAsProcess checks that the process environment, from which autoexport and
-// the exporters read their settings, says what getenv says.
+// the exporters read their settings, says what lookup says.
 func sameAsProcess(getenv func(string) string, key string) error {
 	if got, want := strings.TrimSpace(os.Getenv(key)), strings.TrimSpace(getenv(key)); !strings.EqualFold(got, want) {
 		return fmt.Errorf("exporters read the process environment, where %s is %q: set it there", key, got)
 	}
 	return nil
+}
+
+// Getenv adapts a getenv-style function (empty means unset) to Setup's lookup.
+func Getenv(getenv func(string) string) func(string) (string, bool) {
+	if getenv == nil {
+		return nil
+	}
+	return func(k string) (string, bool) { v := getenv(k); return v, v != "" }
 }
 
 // exporterName is the exporter a setting asks for: "none" when unset (not

@@ -18,6 +18,12 @@ func Compact(header map[string]any, payload []byte, sign func(signingInput []byt
 	if err != nil {
 		panic(err)
 	}
+	return CompactRaw(h, payload, sign)
+}
+
+// CompactRaw is Compact with the header given as raw bytes, for headers
+// encoding/json cannot produce: duplicate names, invalid UTF-8, invalid JSON.
+func CompactRaw(h, payload []byte, sign func(signingInput []byte) []byte) string {
 	enc := base64.RawURLEncoding
 	in := enc.EncodeToString(h) + "." + enc.EncodeToString(payload)
 	var sig []byte

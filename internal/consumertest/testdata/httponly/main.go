@@ -15,7 +15,7 @@ import (
 
 func main() {
 	ctx := context.Background()
-	m, err := authmw.NewFromEnv(ctx, os.Getenv, nil)
+	m, err := authmw.NewFromEnv(ctx, os.LookupEnv, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

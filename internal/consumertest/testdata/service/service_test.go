@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
@@ -66,7 +67,7 @@ func TestHandler(t *testing.T) {
 func TestClient(t *testing.T) {
 	ep, err := tokencachetest.NewEndpoint(tokencachetest.Options{
 		Mint: func(resource string) (tokencachetest.Token, error) {
-			return tokencachetest.Token{AccessToken: "token-for-" + resource}, nil
+			return tokencachetest.Token{AccessToken: tokenFor(resource)}, nil
 		},
 	})
 	if err != nil {
@@ -87,13 +88,19 @@ func TestClient(t *testing.T) {
 	defer c.Close()
 	for range 3 {
 		status, body, err := c.Get(upstream.URL)
-		if err != nil || status != 200 || body != "Bearer token-for-"+resource {
+		if err != nil || status != 200 || body != "Bearer "+tokenFor(resource) {
 			t.Fatalf("Get: %d %q %v", status, body, err)
 		}
 	}
 	if ep.Requests() != 1 {
 		t.Errorf("endpoint requests %d, want 1", ep.Requests())
 	}
+}
+
+// tokenFor is an opaque token naming resource, in RFC 6750's b64token
+// characters as a Bearer credential must be.
+func tokenFor(resource string) string {
+	return "token-for-" + base64.RawURLEncoding.EncodeToString([]byte(resource))
 }
 
 // Both together: the client's managed identity gets tokens minted by the
