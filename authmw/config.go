@@ -17,6 +17,9 @@ const (
 	DefaultKeyRefreshInterval = 12 * time.Hour
 	DefaultUnknownKeyInterval = 30 * time.Second
 	DefaultCacheSize          = 10000
+	// MaxCacheSize is the largest Config.CacheSize: the cache's first generation
+	// is allocated at start, so a larger one could exhaust memory before serving.
+	MaxCacheSize              = 1_000_000
 	DefaultPolicyFileInterval = 5 * time.Second
 )
 
@@ -45,7 +48,7 @@ type Config struct {
 	// an unknown kid; default DefaultUnknownKeyInterval (30 s).
 	UnknownKeyInterval time.Duration
 	// CacheSize bounds the verified-token cache (entries); default DefaultCacheSize.
-	// A negative value disables the cache.
+	// A negative value disables the cache; at most MaxCacheSize.
 	CacheSize int
 	// Logger receives the audit records of decisions (see AuditAllowed) and operational
 	// events. Default: no logging.
@@ -69,6 +72,10 @@ type Config struct {
 	// otel.GetTracerProvider(). Decisions are events on the span already in the
 	// request's context, whatever this says.
 	TracerProvider trace.TracerProvider
+
+	// shortIntervals lets the package's own tests use intervals below the
+	// bounds that keep each guarantee (see durationRanges).
+	shortIntervals bool
 }
 
 // AuditMode selects the audit records of decisions that let a request through
@@ -138,23 +145,31 @@ func (c Config) withDefaults() (Config, []error) {
 			errs = append(errs, fmt.Errorf("AUTHMW_ALGORITHMS (Config.Algorithms): %q is not accepted (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or ES512; never none or HMAC)", a))
 		}
 	}
-	if c.PolicyFileInterval < 0 {
-		errs = append(errs, fmt.Errorf("AUTHMW_POLICY_FILE_INTERVAL (Config.PolicyFileInterval): must not be negative (got %s)", c.PolicyFileInterval))
-	} else if c.PolicyFileInterval == 0 {
-		c.PolicyFileInterval = DefaultPolicyFileInterval
-	}
-	if c.KeyRefreshInterval < 0 {
-		errs = append(errs, fmt.Errorf("AUTHMW_KEY_REFRESH_INTERVAL (Config.KeyRefreshInterval): must not be negative (got %s)", c.KeyRefreshInterval))
-	} else if c.KeyRefreshInterval == 0 {
-		c.KeyRefreshInterval = DefaultKeyRefreshInterval
-	}
-	if c.UnknownKeyInterval < 0 {
-		errs = append(errs, fmt.Errorf("AUTHMW_UNKNOWN_KEY_INTERVAL (Config.UnknownKeyInterval): must not be negative (got %s)", c.UnknownKeyInterval))
-	} else if c.UnknownKeyInterval == 0 {
-		c.UnknownKeyInterval = DefaultUnknownKeyInterval
+	for _, d := range []struct {
+		field string
+		v     *time.Duration
+		def   time.Duration
+	}{
+		{"PolicyFileInterval", &c.PolicyFileInterval, DefaultPolicyFileInterval},
+		{"KeyRefreshInterval", &c.KeyRefreshInterval, DefaultKeyRefreshInterval},
+		{"UnknownKeyInterval", &c.UnknownKeyInterval, DefaultUnknownKeyInterval},
+	} {
+		name := envForField[d.field].env + " (Config." + d.field + ")"
+		switch {
+		case *d.v < 0:
+			errs = append(errs, fmt.Errorf("%s: must not be negative (got %s)", name, *d.v))
+		case *d.v == 0:
+			*d.v = d.def
+		case !c.shortIntervals:
+			if msg := checkDuration(d.field, *d.v); msg != "" {
+				errs = append(errs, fmt.Errorf("%s %s", name, msg))
+			}
+		}
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize
+	} else if c.CacheSize > MaxCacheSize {
+		errs = append(errs, fmt.Errorf("Config.CacheSize: %d is more than %d entries: use at most %d, 0 for the default (%d) or -1 to disable the cache", c.CacheSize, MaxCacheSize, MaxCacheSize, DefaultCacheSize))
 	}
 	if c.HTTPClient != nil && c.HTTPClient.Timeout <= 0 {
 		errs = append(errs, errors.New("Config.HTTPClient: must have a Timeout (every discovery and JWKS request must be bounded)"))

@@ -94,6 +94,7 @@ func newEnvHook(t testing.TB, hook func(*testEnv), opts ...envOption) *testEnv {
 		hook(e)
 	}
 	cfg := Config{
+		shortIntervals: true,
 		Policy: Policy{
 			TenantID:      idp.TenantID(),
 			AuthorityHost: idp.AuthorityURL(),

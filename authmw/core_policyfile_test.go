@@ -90,8 +90,13 @@ func policyFileEnv(t *testing.T, aadValidation, f2fauth string) (*testEnv, strin
 
 func writePolicyDoc(t *testing.T, path, aadValidation, f2fauth string) {
 	t.Helper()
-	body := `{"properties": {"identityProviders": {"azureActiveDirectory": {"validation": ` + aadValidation + `}},
-	  "f2fauth": ` + f2fauth + `}}`
+	writeRawPolicyDoc(t, path, `{"properties": {"identityProviders": {"azureActiveDirectory": {"validation": `+aadValidation+`}},
+	  "f2fauth": `+f2fauth+`}}`)
+}
+
+// writeRawPolicyDoc replaces the file at path with body, atomically.
+func writeRawPolicyDoc(t *testing.T, path, body string) {
+	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -145,6 +150,8 @@ func TestPolicyFileReloadRefused(t *testing.T) {
 			"ALLOWEDAPPLICATIONS": []}}`, noF2F, `ALLOWEDAPPLICATIONS\" is given twice`},
 		{"check removed, another rule kept", `{}`, `{"requiredRoles": ["Callee.Invoke"]}`,
 			`turn off the check of validation.defaultAuthorizationPolicy.allowedApplications (AUTHMW_ALLOWED_APPLICATIONS)`},
+		{"protected path excluded (adversarial review)", "", noF2F,
+			`turn off the check of globalValidation.excludedPaths (AUTHMW_EXCLUDED_PATHS) \"/api/*\"`},
 		{"unknown f2fauth key", `{"defaultAuthorizationPolicy": {"allowedApplications": ["` + testClientID + `"]}}`,
 			`{"requiredRoles": ["Callee.Invoke"], "allowedApps": ["` + rogueClientID + `"]}`, `unknown key \"properties.f2fauth.allowedApps\"`},
 	}
@@ -154,13 +161,19 @@ func TestPolicyFileReloadRefused(t *testing.T) {
 			legit, rogue := e.mint(e.claims(2)), e.rogueToken()
 			e.wantStatus("rogue caller before", rogue, 403, ReasonApplicationNotAllowed)
 
-			writePolicyDoc(t, path, tt.validation, tt.f2fauth)
+			if tt.validation == "" { // the legit policy, with the API excluded
+				writeRawPolicyDoc(t, path, `{"properties": {"globalValidation": {"excludedPaths": ["/api/*"]},
+				  "identityProviders": {"azureActiveDirectory": {"validation": `+appsLegit+`}}}}`)
+			} else {
+				writePolicyDoc(t, path, tt.validation, tt.f2fauth)
+			}
 			coreWaitUntil(t, "the refusal to be logged", func() bool { return strings.Contains(e.logs.String(), tt.logWant) })
 			if !strings.Contains(e.logs.String(), "level=WARN") {
 				t.Errorf("refusal not logged at WARN:\n%s", e.logs)
 			}
 			e.wantStatus("rogue caller after", rogue, 403, ReasonApplicationNotAllowed)
 			e.wantStatus("legit caller after", legit, 200, "")
+			e.wantStatus("no token after", "", 401, ReasonMissingToken)
 		})
 	}
 }

@@ -70,14 +70,29 @@ func buildEasyAuth(c *tokenClaims, app string) *easyAuthHeaders {
 		ep.Claims = append(ep.Claims, easyAuthClaim{Typ: typ, Val: claimString(mb.value)})
 	}
 	b, _ := json.Marshal(ep)
-	name := c.Name
+	name := headerValue(c.Name)
 	if name == "" {
-		name = app
+		name = headerValue(app)
 	}
 	return &easyAuthHeaders{
 		principal: base64.StdEncoding.EncodeToString(b),
-		id:        c.ObjectID,
-		name:      name,
-		idp:       "aad",
+		// The identity the policy authorized (AllowedIdentities): oid for Entra,
+		// sub for generic issuers, whose oid is just a custom claim.
+		id:   headerValue(c.identity()),
+		name: name,
+		idp:  "aad",
 	}
+}
+
+// headerValue returns s when it is a valid HTTP field value (RFC 9110 §5.5: no
+// control character but HTAB), else "": the header is then left out, never sent
+// altered (a cleaned value could be another caller's) nor refused further on (an
+// upstream request with it fails).
+func headerValue(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return ""
+		}
+	}
+	return s
 }

@@ -19,15 +19,18 @@ func (p *Principal) SetEasyAuthHeaders(h http.Header) bool {
 }
 
 // identityHeaderPrefixes are the headers only Easy Auth (or this gateway) may set,
-// compared case-insensitively with '_' read as '-'.
+// compared case-insensitively with any byte other than a letter or digit read as '-'.
 var identityHeaderPrefixes = []string{"x-ms-client-principal", "x-ms-token-"}
 
 // StripIdentityHeaders deletes from h every header an upstream could take for an
 // Easy Auth identity: every name starting with X-MS-CLIENT-PRINCIPAL or X-MS-TOKEN-,
-// in any case and with '_' in place of any '-' (X_MS_CLIENT_PRINCIPAL,
-// x-ms_client-principal-id, ...). Go servers canonicalise names but keep
-// underscores, while CGI, PHP, WSGI and Rack map '-' and '_' to the same variable,
-// so an underscore spelling would reach such an upstream as the real header.
+// in any case and with any other separator than '-' (X_MS_CLIENT_PRINCIPAL,
+// x-ms_client-principal-id, X.MS.CLIENT.PRINCIPAL, ...). Go servers canonicalise
+// names but keep the separators, while CGI, PHP, WSGI and Rack map '-' and '_' —
+// and some gateways every byte other than a letter or digit — to the same variable,
+// so such a spelling would reach the upstream as the real header. It is the one
+// strip: [Middleware.Handler] applies it to every incoming request, the callee's
+// gateway to every forwarded one.
 func StripIdentityHeaders(h http.Header) {
 	for k := range h {
 		if isIdentityHeader(k) {
@@ -45,11 +48,7 @@ func isIdentityHeader(name string) bool {
 		}
 		match := true
 		for i := 0; i < len(p); i++ {
-			c := name[i]
-			if c == '_' {
-				c = '-'
-			}
-			if lower(c) != p[i] {
+			if fold(name[i]) != p[i] {
 				match = false
 				break
 			}
@@ -61,9 +60,14 @@ func isIdentityHeader(name string) bool {
 	return false
 }
 
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
+// fold lower-cases an ASCII letter and maps every byte other than a letter or a
+// digit to '-'.
+func fold(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
 		return c + ('a' - 'A')
+	case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		return c
 	}
-	return c
+	return '-'
 }

@@ -13,6 +13,8 @@ func TestStripIdentityHeaders(t *testing.T) {
 		"x-ms-client-principal", "X_MS_CLIENT_PRINCIPAL", "X_ms_client_principal_id", "x-ms_client-principal-name",
 		"X-MS-CLIENT-PRINCIPAL-IDP", "X-Ms-Token-Aad-Access-Token", "X_MS_TOKEN_AAD_ID_TOKEN", "x-ms-token-anything",
 		"X-Ms-Client-Principal ", // not canonicalisable: kept verbatim by Go's server
+		// adversarial review: gateways that map every non-alphanumeric byte to '_' (CGI)
+		"X.MS.CLIENT.PRINCIPAL", "X~Ms~Client~Principal~Id", "x+ms+token+aad+access+token", "X-MS-CLIENT.PRINCIPAL-NAME",
 	}
 	for _, k := range spoofed {
 		h[k] = []string{"spoofed"}

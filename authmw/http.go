@@ -58,7 +58,7 @@ func (m *Middleware) authenticate(r *http.Request) (*Principal, *Error) {
 	if audit {
 		start = time.Now()
 	}
-	stripPrincipalHeaders(r.Header)
+	StripIdentityHeaders(r.Header)
 	st := m.state.Load()
 
 	if st.cp.excludedURL(r.URL) {
@@ -113,42 +113,6 @@ func (m *Middleware) authenticate(r *http.Request) (*Principal, *Error) {
 		m.audit(r, start, OutcomeAllowed, 0, p, nil, cached)
 	}
 	return p, nil
-}
-
-// stripPrincipalHeaders removes every header that a front end such as Easy Auth
-// would set for the handler — X-MS-CLIENT-PRINCIPAL* and X-MS-TOKEN-* — in any
-// case and with '-' or '_' as separator (some servers and CGI-style gateways
-// map X_MS_CLIENT_PRINCIPAL to the same variable as X-MS-CLIENT-PRINCIPAL).
-func stripPrincipalHeaders(h http.Header) {
-	for k := range h {
-		if isFrontEndHeader(k) {
-			delete(h, k)
-		}
-	}
-}
-
-// isFrontEndHeader reports whether name starts with x-ms-client-principal or
-// x-ms-token-, ignoring case and treating '_' as '-'.
-func isFrontEndHeader(name string) bool {
-	return hasPrefixFold(name, "x-ms-client-principal") || hasPrefixFold(name, "x-ms-token-")
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := s[i]
-		if c == '_' {
-			c = '-'
-		} else if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // bearerToken extracts the token of the single "Authorization: Bearer <token>"

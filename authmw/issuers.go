@@ -169,7 +169,12 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 	if m.closed {
 		return nil
 	}
-	ks := m.keySets[meta.JWKSURI]
+	entra := spec.tenantID != ""
+	ksKey := meta.JWKSURI
+	if entra {
+		ksKey += "\x00kid required" // not shared with a generic issuer's set, which tries kid-less tokens
+	}
+	ks := m.keySets[ksKey]
 	if ks == nil {
 		ks, err = jwks.New(m.ctx, jwks.Options{
 			URL:                meta.JWKSURI,
@@ -179,20 +184,24 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 			RefreshInterval:    m.cfg.KeyRefreshInterval,
 			Now:                m.cfg.Now,
 			Logger:             m.cfg.Logger,
-			RequireKID:         spec.tenantID != "",                                                              // Entra always sends kid
+			RequireKID:         entra,                                                                            // Entra always sends kid
 			OnFetch:            func(start time.Time, err error) { m.fetched(docJWKS, meta.Issuer, start, err) }, // OpenTelemetry
 		})
 		if err != nil {
 			return permanent("%v", err)
 		}
-		m.keySets[meta.JWKSURI] = ks
+		m.keySets[ksKey] = ks
 	}
 	spec.keys = ks
 	spec.issuer = meta.Issuer
 	spec.err, spec.failingSince = nil, time.Time{}
 	old := m.routes.Load()
 	nt := &routeTable{byIss: maps.Clone(old.byIss), pending: old.pending - 1}
-	nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks, entra: spec.tenantID != ""}
+	// An issuer trusted both through TenantID and through Issuers keeps the Entra
+	// rules (tid, kid, oid), whichever discovery ends last.
+	if prev := nt.byIss[meta.Issuer]; prev == nil || !prev.entra {
+		nt.byIss[meta.Issuer] = &route{issuer: meta.Issuer, keys: ks, entra: entra}
+	}
 	m.routes.Store(nt)
 	if nt.pending == 0 {
 		close(m.discovered)

@@ -61,6 +61,7 @@ type Policy struct {
 	AuthorityHost string
 	// Issuers are explicit OIDC issuer URLs (generic OIDC), each discovered at
 	// {issuer}/.well-known/openid-configuration. Plain http is refused unless loopback.
+	// An issuer that TenantID trusts too keeps the Entra claim rules.
 	Issuers []string
 	// Audiences are the accepted aud values (required). Nothing is implicit.
 	Audiences []string
@@ -114,8 +115,10 @@ type Policy struct {
 	// ExcludedPaths are served without authentication: exact paths, or prefixes written
 	// with a trailing "/*" (like Easy Auth's globalValidation.excludedPaths), matched
 	// case-sensitively. "/x/*" matches "/x", "/x/" and everything under "/x/". A request
-	// path that is not canonical (dot segments, "//", a backslash, '%', or a non-canonical
-	// encoding such as "%2F") is never excluded, so traversal cannot reach a protected route.
+	// path that is not canonical (dot segments, "//", a backslash, '%', a control character,
+	// invalid UTF-8, a non-canonical encoding such as "%2F", or a segment another server
+	// reads as a dot segment: "..;", ".. ", "...", fullwidth dots) is never excluded, so
+	// traversal cannot reach a protected route, here or behind the gateway.
 	ExcludedPaths []string
 	// UnauthenticatedAction is what a request without a token gets; default Return401.
 	// Easy Auth's RedirectToLoginPage is not supported (this protects APIs).

@@ -218,10 +218,11 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if v := get("AUTHMW_CACHE_SIZE"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil {
-			bad("AUTHMW_CACHE_SIZE", "%q is not an integer: use a number of entries, 0 for the default (10000) or -1 to disable the cache", v)
+		if err != nil || n > MaxCacheSize {
+			bad("AUTHMW_CACHE_SIZE", "%q is not an integer up to %d: use a number of entries, 0 for the default (%d) or -1 to disable the cache", v, MaxCacheSize, DefaultCacheSize)
+		} else {
+			c.CacheSize = n
 		}
-		c.CacheSize = n
 	}
 	if v := get("AUTHMW_AUDIT_ALLOWED"); v != "" {
 		switch mode := AuditMode(strings.ToLower(v)); mode {

@@ -160,6 +160,9 @@ func TestConfigFromEnvEachVariable(t *testing.T) {
 		{"no rule at all", "AUTHMW_REQUIRED_ROLES", unsetVar, nil, []string{"no authorization rule", "AUTHMW_ALLOWED_APPLICATIONS", "AUTHMW_INSECURE_ALLOW_ANY_CALLER"}},
 		{"insecure allow any caller", "AUTHMW_INSECURE_ALLOW_ANY_CALLER", "true", func(c Config) bool { return c.Policy.InsecureAllowAnyCaller }, nil},
 		{"cache size bad", "AUTHMW_CACHE_SIZE", "big", nil, []string{"AUTHMW_CACHE_SIZE", "not an integer"}},
+		// adversarial review: a size whose first generation could not be allocated crashed the process at start
+		{"cache size too large", "AUTHMW_CACHE_SIZE", "99999999999", nil, []string{"AUTHMW_CACHE_SIZE", "up to 1000000"}},
+		{"cache size at its bound", "AUTHMW_CACHE_SIZE", "1000000", func(c Config) bool { return c.CacheSize == MaxCacheSize }, nil},
 		{"policy file missing", "AUTHMW_POLICY_FILE", "/nonexistent/authsettings.json", nil, []string{"AUTHMW_POLICY_FILE", "fix the file or unset the variable"}},
 	}
 	for _, tt := range tests {

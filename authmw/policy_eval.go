@@ -7,11 +7,11 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"net/url"
-	"path"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // compiledPolicy is a validated Policy with its defaults filled in and its lists turned
@@ -185,7 +185,7 @@ func (cp *compiledPolicy) audienceAllowed(aud []string) bool {
 // allowed, else a forbidden *Error whose Reason names the first failing check.
 // Issuer, audience and time checks are the verifier's (401) and are not repeated here.
 func (cp *compiledPolicy) authorize(c *tokenClaims) *Error {
-	if cp.tenants != nil && !cp.tenants.has(c.TenantID) {
+	if cp.tenants != nil && !cp.tenants.has(strings.ToLower(c.TenantID)) { // GUIDs: any case
 		return forbidden(ReasonTenantNotAllowed, fmt.Sprintf("tid %q is not in AllowedTenants", c.TenantID))
 	}
 	if app := c.application(cp.Policy.ApplicationClaim); cp.applications != nil && !cp.applications.has(app) {
@@ -388,8 +388,10 @@ func describeClaim(v jsontext.Value) string {
 // under "/api/public/"), case-sensitively.
 //
 // It fails closed: a path that is not already in canonical form — with "." or ".."
-// segments, repeated slashes, a backslash, a '%' (double encoding) or a NUL — is never
-// excluded, because the router may resolve it differently than path.Clean would. So
+// segments, repeated slashes, a backslash, a '%' (double encoding), a control
+// character, invalid UTF-8, or a segment another server reads as "." or ".." ("..;")
+// — is never excluded, because a router or an application behind a gateway may
+// resolve it differently than path.Clean would. So
 // "/api/healthz/../ExclusiveFunction" and "/api/public/x/../../admin" require a token.
 // Callers holding a *url.URL should use excludedURL, which also refuses paths whose
 // original encoding differed (for example an encoded slash, %2F).
@@ -422,19 +424,42 @@ func (cp *compiledPolicy) excludedURL(u *url.URL) bool {
 	return cp.excluded(u.Path)
 }
 
-// canonicalPath reports whether p is absolute and equal to path.Clean(p), except
-// that one trailing slash is allowed, and holds no byte a router might reinterpret.
+// canonicalPath reports whether p is absolute and in canonical form (no empty, "." or
+// ".." segment; one trailing slash is allowed), and holds nothing a router or an
+// application behind a gateway might read differently: no backslash, '%', control
+// character or invalid UTF-8, and no segment such a server could take for "." or
+// ".." (see dotSegment: "..;" for Tomcat and Spring, ".. " for Windows, "．．").
 func canonicalPath(p string) bool {
-	if p == "" || p[0] != '/' {
+	if p == "" || p[0] != '/' || strings.Contains(p, "//") || !utf8.ValidString(p) {
 		return false
 	}
-	if strings.ContainsAny(p, "\\%\x00") {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c < 0x20 || c == 0x7f || c == '\\' || c == '%':
+			return false
+		case c == '/' && dotSegment(p[i+1:]):
+			return false
+		}
+	}
+	return true
+}
+
+// dotSegment reports whether the path segment at the start of s (up to the next
+// '/') is one that some server reads as "." or "..": only dots or Unicode dot
+// look-alikes, once a ";" path parameter and trailing spaces are cut off.
+func dotSegment(s string) bool {
+	seg, _, _ := strings.Cut(s, "/")
+	seg, _, _ = strings.Cut(seg, ";")
+	seg = strings.TrimRight(seg, " ")
+	if seg == "" {
 		return false
 	}
-	// Fast check for the common case before path.Clean (which may allocate).
-	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
-		return true
+	for _, r := range seg {
+		switch r {
+		case '.', '\u2024', '\ufe52', '\uff0e': // ., one dot leader, small and fullwidth full stop
+		default:
+			return false
+		}
 	}
-	c := path.Clean(p)
-	return c == p || c+"/" == p
+	return true
 }

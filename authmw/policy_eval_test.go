@@ -363,6 +363,19 @@ func TestExcluded(t *testing.T) {
 		{"/api/public\\..\\admin", false},
 		{"/api/public/x\x00", false},
 		{"/admin/../api/public/x", false}, // cleans to an excluded path, but the router sees /admin/...
+		// segments a server behind a gateway reads as "." or ".." (adversarial review)
+		{"/api/public/..;/admin", false},              // Tomcat, Spring: path parameter cut off
+		{"/api/public/..;x=1/admin", false},           // idem
+		{"/api/public/.;/x", false},                   // idem
+		{"/api/public/.. /admin", false},              // Windows trims trailing spaces
+		{"/api/public/.../admin", false},              // Windows trims trailing dots
+		{"/api/public/\uff0e\uff0e/admin", false},     // fullwidth full stops (NFKC: "..")
+		{"/api/public/\u2024\u2024/admin", false},     // one dot leaders
+		{"/api/public/..\t/admin", false},             // control character
+		{"/api/public/\xc0\xae\xc0\xae/admin", false}, // overlong UTF-8 "."
+		{"/api/public/x;y/z", true},                   // a parameter on an ordinary segment stays excluded
+		{"/api/public/.well-known", true},             // a name that starts with a dot is no dot segment
+		{"/api/public/a b", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

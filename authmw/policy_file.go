@@ -40,14 +40,9 @@ func LoadPolicyFile(path string) (Policy, error) {
 // loadPolicyFile is LoadPolicyFile also returning the file's format and the fields it
 // read but does not honour (to be logged).
 func loadPolicyFile(path string) (Policy, policyFormat, []string, error) {
-	f, err := os.Open(path)
+	_, data, err := readPolicyFile(path)
 	if err != nil {
 		return Policy{}, 0, nil, fmt.Errorf("policy file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFileBytes+1))
-	if err != nil {
-		return Policy{}, 0, nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
 	if len(data) > maxPolicyFileBytes {
 		return Policy{}, 0, nil, invalidPolicy("policy file %s is larger than %d bytes", path, maxPolicyFileBytes)
@@ -57,6 +52,36 @@ func loadPolicyFile(path string) (Policy, policyFormat, []string, error) {
 		return Policy{}, 0, nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
 	return p, format, ignored, nil
+}
+
+// readPolicyFile reads at most maxPolicyFileBytes+1 bytes of the regular file at
+// path (a symbolic link to one is followed), with its file info. Anything else — a
+// named pipe, a device, a directory — is an error, before it is opened: opening a
+// pipe would block the reader for good, and the policy would silently never change.
+func readPolicyFile(path string) (os.FileInfo, []byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s is not a regular file (%s): point it at a JSON file", path, fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() { // replaced between the checks
+		return nil, nil, fmt.Errorf("%s is not a regular file (%s): point it at a JSON file", path, fi.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFileBytes+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return fi, data, nil
 }
 
 // authSettingsV2 is the part of Easy Auth's authsettingsV2 properties that authmw

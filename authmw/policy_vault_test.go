@@ -429,7 +429,7 @@ func newVaultPair(t *testing.T, roleDoc string, own Policy, trusted []string) *v
 		t.Cleanup(srv.Close)
 		return m, srv
 	}
-	vp.mRole, vp.role = start(Config{Policy: issuer, PolicyFile: vp.rolePath, PolicyFileInterval: 10 * time.Millisecond,
+	vp.mRole, vp.role = start(Config{Policy: issuer, PolicyFile: vp.rolePath, PolicyFileInterval: 10 * time.Millisecond, shortIntervals: true,
 		Logger: slog.New(slog.NewTextHandler(vp.roleLogs, nil))})
 	own.TenantID, own.AuthorityHost, own.TrustedProxies = issuer.TenantID, issuer.AuthorityHost, trusted
 	_, vp.own = start(Config{Policy: own})

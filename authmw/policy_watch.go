@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"reflect"
@@ -83,16 +82,7 @@ type policyWatcher struct {
 // read stats the file and reads and hashes its content (at most
 // maxPolicyFileBytes+1 bytes), so what is parsed is exactly what was hashed.
 func (w *policyWatcher) read() (fileStamp, []byte, error) {
-	f, err := os.Open(w.path)
-	if err != nil {
-		return fileStamp{}, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fileStamp{}, nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFileBytes+1))
+	fi, data, err := readPolicyFile(w.path)
 	if err != nil {
 		return fileStamp{}, nil, err
 	}
@@ -166,8 +156,8 @@ func (w *policyWatcher) poll() {
 }
 
 // checksTurnedOff names (by setting, with the keys of a file in format) each check
-// that old enforces and next does not enforce at all. Both are compiled policies
-// (defaults filled).
+// that old enforces and next does not enforce at all, and each excluded path of next
+// that old protected. Both are compiled policies (defaults filled).
 func checksTurnedOff(old, next Policy, format policyFormat) []string {
 	var off []string
 	name := func(field string) string {
@@ -194,12 +184,18 @@ func checksTurnedOff(old, next Policy, format policyFormat) []string {
 		{"AppOnly", old.AppOnly, next.AppOnly},
 		{"MaxTokenAge", old.MaxTokenAge != 0, next.MaxTokenAge != 0},
 		{"UnauthenticatedAction", old.UnauthenticatedAction != AllowAnonymous, next.UnauthenticatedAction != AllowAnonymous},
-		{"ExcludedPaths", !slices.Contains(old.ExcludedPaths, "/*"), !slices.Contains(next.ExcludedPaths, "/*")},
 		{"AllowedClientCIDRs", old.AllowedClientCIDRs != nil, next.AllowedClientCIDRs != nil},
 		{"UserClaim", old.UserClaim != "", next.UserClaim != ""},
 	} {
 		if l.old && !l.next {
 			off = append(off, name(l.field))
+		}
+	}
+	// Excluding a path turns authentication off for it: a reload may drop
+	// exclusions, or keep them, but not exclude a path the old policy protected.
+	for _, e := range next.ExcludedPaths {
+		if !excludedBy(old.ExcludedPaths, e) {
+			off = append(off, fmt.Sprintf("%s %q", name("ExcludedPaths"), e))
 		}
 	}
 	for claim := range old.BoundClaims {
@@ -209,4 +205,20 @@ func checksTurnedOff(old, next Policy, format policyFormat) []string {
 	}
 	slices.Sort(off)
 	return off
+}
+
+// excludedBy reports whether the ExcludedPaths entries cover everything the
+// entry e excludes: an exact path listed, or under a "/x/*" prefix; a prefix
+// "/y/*" under a listed prefix.
+func excludedBy(entries []string, e string) bool {
+	base, _ := strings.CutSuffix(e, "/*")
+	for _, o := range entries {
+		if o == e {
+			return true
+		}
+		if ob, ok := strings.CutSuffix(o, "/*"); ok && (base == ob || strings.HasPrefix(base, ob+"/")) {
+			return true
+		}
+	}
+	return false
 }

@@ -248,6 +248,7 @@ func TestChecksTurnedOff(t *testing.T) {
 	full.MaxTokenAge = time.Hour
 	full.BoundClaims = map[string][]string{"ver": {"2.0"}, "appidacr": {"2"}}
 	full.UnauthenticatedAction = Return401
+	full.ExcludedPaths = []string{"/health", "/public/*"}
 	tests := []struct {
 		name   string
 		change func(*Policy)
@@ -267,6 +268,13 @@ func TestChecksTurnedOff(t *testing.T) {
 		{"one bound claim removed", func(p *Policy) { delete(p.BoundClaims, "appidacr") }, `AUTHMW_BOUND_CLAIMS) "appidacr"`},
 		{"anonymous allowed", func(p *Policy) { p.UnauthenticatedAction = AllowAnonymous }, "AUTHMW_UNAUTHENTICATED_ACTION"},
 		{"everything excluded", func(p *Policy) { p.ExcludedPaths = []string{"/*"} }, "AUTHMW_EXCLUDED_PATHS"},
+		// adversarial review: a reload excluding a protected path turned authentication off for it
+		{"exclusions dropped", func(p *Policy) { p.ExcludedPaths = nil }, ""},
+		{"exact path under an excluded prefix", func(p *Policy) { p.ExcludedPaths = []string{"/health", "/public/x", "/public/a/*"} }, ""},
+		{"protected prefix excluded", func(p *Policy) { p.ExcludedPaths = append(p.ExcludedPaths, "/api/*") }, `AUTHMW_EXCLUDED_PATHS) "/api/*"`},
+		{"protected path excluded", func(p *Policy) { p.ExcludedPaths = append(p.ExcludedPaths, "/api/ExclusiveFunction") }, `"/api/ExclusiveFunction"`},
+		{"exact exclusion widened to a prefix", func(p *Policy) { p.ExcludedPaths = []string{"/health/*", "/public/*"} }, `"/health/*"`},
+		{"sibling of an excluded prefix", func(p *Policy) { p.ExcludedPaths = []string{"/health", "/publicity"} }, `"/publicity"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 // Principal is the authenticated caller, read from a verified token.
 type Principal struct {
 	AppID     string    // client application: the authoritative claim (docs/security.md)
-	ObjectID  string    // oid: the caller's service principal / managed identity object ID
+	ObjectID  string    // the identity AllowedIdentities matches: oid for Entra issuers (the service principal / managed identity object ID), sub for generic issuers (never their custom oid)
 	TenantID  string    // tid
 	Subject   string    // sub
 	Issuer    string    // iss

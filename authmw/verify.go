@@ -112,7 +112,7 @@ func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState
 
 	p := &Principal{
 		AppID:     c.application(st.cp.Policy.ApplicationClaim),
-		ObjectID:  c.ObjectID,
+		ObjectID:  c.identity(),
 		TenantID:  c.TenantID,
 		Subject:   c.Subject,
 		Issuer:    c.Issuer,

@@ -195,6 +195,21 @@ func TestGenericIssuerClaims(t *testing.T) {
 			tc.e.expect(t, tc.e.mint(c), tc.status, tc.reason)
 		})
 	}
+	// The principal (and so the audit record and the Easy Auth -ID header) names
+	// the identity the policy checked: a generic issuer's custom oid is only a
+	// claim, never the caller's identity.
+	t.Run("principal identity is sub, not a custom oid", func(t *testing.T) {
+		c := ids.claims(2)
+		c["oid"] = "victim-object-id"
+		c["sub"] = testObjectID
+		p, err := ids.m.Verify(t.Context(), ids.mint(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ObjectID != testObjectID {
+			t.Errorf("Principal.ObjectID = %q, want the sub %q", p.ObjectID, testObjectID)
+		}
+	})
 }
 
 // TestEntraIdentityAndAppOnlyClaims: oid decides identities, idtyp (else
@@ -204,6 +219,7 @@ func TestEntraIdentityAndAppOnlyClaims(t *testing.T) {
 	t.Parallel()
 	ids := newEnv(t, func(c *Config) { c.Policy.AllowedIdentities = []string{testObjectID} })
 	only := newEnv(t, func(c *Config) { c.Policy.AppOnly = true })
+	tenants := newEnv(t, func(c *Config) { c.Policy.AllowedTenants = []string{localidp.DefaultTenantID} })
 	tests := []struct {
 		name   string
 		e      *testEnv
@@ -221,6 +237,9 @@ func TestEntraIdentityAndAppOnlyClaims(t *testing.T) {
 		{"tid of another tenant", only, func(c localidp.Claims) { c["tid"] = "00000000-0000-0000-0000-000000000001" }, 401, ReasonIssuerMismatch},
 		{"tid missing", only, func(c localidp.Claims) { delete(c, "tid") }, 401, ReasonIssuerMismatch},
 		{"tid in upper case", only, func(c localidp.Claims) { c["tid"] = strings.ToUpper(c["tid"].(string)) }, 200, ""},
+		// adversarial review: AllowedTenants compared the token's tid case-sensitively
+		{"tid in upper case, allowed tenant", tenants, func(c localidp.Claims) { c["tid"] = strings.ToUpper(c["tid"].(string)) }, 200, ""},
+		{"tid of another tenant, allowed tenant", tenants, func(c localidp.Claims) { c["tid"] = "00000000-0000-0000-0000-000000000001" }, 401, ReasonIssuerMismatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -417,6 +436,7 @@ func TestFrontEndHeadersNeverReachHandler(t *testing.T) {
 		"X-MS-CLIENT-PRINCIPAL", "X_MS_CLIENT_PRINCIPAL", "x_ms_client_principal_id", "X-Ms-Client_Principal-Name",
 		"X_MS_CLIENT_PRINCIPAL_IDP", "X-MS-CLIENT-PRINCIPALX", "X-MS-TOKEN-AAD-ACCESS-TOKEN", "X_MS_TOKEN_AAD_ID_TOKEN",
 		"x-ms-token-aad-refresh-token", "X-MS-TOKEN-GOOGLE-ACCESS-TOKEN",
+		"X.MS.CLIENT.PRINCIPAL", "X~MS~CLIENT~PRINCIPAL~ID", // adversarial review: CGI maps them to HTTP_X_MS_CLIENT_PRINCIPAL*
 	}
 	for _, easy := range []bool{false, true} {
 		e := newEnv(t, func(c *Config) {
@@ -560,4 +580,137 @@ func FuzzDecodeClaims(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEasyAuthHeadersCarryTheAuthorizedIdentity (adversarial review): the
+// X-MS-CLIENT-PRINCIPAL-ID a handler or upstream reads is the identity
+// AllowedIdentities checked — sub for a generic issuer, not its custom oid,
+// which used to be sent (a token of "alice" rendered as the victim's oid) —
+// and a claim that is no valid header value (control characters) is left
+// out, never passed on to fail the upstream request.
+func TestEasyAuthHeadersCarryTheAuthorizedIdentity(t *testing.T) {
+	t.Parallel()
+	var issuer string
+	e := newEnvHook(t, func(e *testEnv) { issuer = e.idp.IssuerV2() }, func(c *Config) {
+		c.Policy.TenantID, c.Policy.AuthorityHost = "", ""
+		c.Policy.Issuers = []string{issuer}
+		c.Policy.AllowedIdentities = []string{"alice"}
+		c.Policy.EasyAuthHeaders = true
+	})
+	e.waitReady()
+	serve := func(c localidp.Claims) http.Header {
+		t.Helper()
+		var got http.Header
+		h := e.m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+		rec := discardRecorder()
+		h.ServeHTTP(rec, httptestRequest("/api/x", e.mint(c)))
+		if rec.Code != http.StatusOK || got == nil {
+			t.Fatalf("status %d, handler called %v", rec.Code, got != nil)
+		}
+		return got
+	}
+	c := e.claims(2)
+	c["sub"], c["oid"] = "alice", testObjectID
+	if got := serve(c).Get("X-MS-CLIENT-PRINCIPAL-ID"); got != "alice" {
+		t.Errorf("generic issuer: X-MS-CLIENT-PRINCIPAL-ID = %q, want the authorized sub %q", got, "alice")
+	}
+	c = e.claims(2)
+	c["sub"], c["name"] = "alice", "Alice\r\nX-Injected: 1\x01"
+	h := serve(c)
+	if got := h.Get("X-MS-CLIENT-PRINCIPAL-NAME"); got != testClientID {
+		t.Errorf("name with control characters: X-MS-CLIENT-PRINCIPAL-NAME = %q, want the application %q", got, testClientID)
+	}
+	for k, v := range h {
+		for _, s := range v {
+			if strings.ContainsAny(s, "\r\n\x01") {
+				t.Errorf("header %s carries control characters", k)
+			}
+		}
+	}
+}
+
+// TestIssuerTrustedTwiceKeepsEntraRules (adversarial review): the tenant's own
+// v2 issuer also listed in Policy.Issuers got the Entra rules (tid, kid, oid)
+// or the generic ones depending on which discovery ended last, so a token of
+// another tenant's tid passed about one start in three. The generic discovery
+// is replayed here after both ended, the order that let it through.
+func TestIssuerTrustedTwiceKeepsEntraRules(t *testing.T) {
+	t.Parallel()
+	var issuer string
+	e := newEnvHook(t, func(e *testEnv) { issuer = e.idp.IssuerV2() }, func(c *Config) {
+		c.Policy.Issuers = []string{issuer}
+	})
+	e.waitReady()
+	for _, s := range e.m.specs {
+		if s.tenantID == "" {
+			if err := e.m.discover(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := e.claims(2)
+	c["tid"] = "00000000-0000-0000-0000-000000000001"
+	e.expect(t, e.mint(c), 401, ReasonIssuerMismatch)
+	kid, _ := e.idp.SigningKey()
+	e.expect(t, e.signedRaw(`{"alg":"RS256"}`, withRaw(e.claims(2), "")), 401, ReasonUnknownKey)
+	e.expect(t, e.signedRaw(`{"alg":"RS256","kid":"`+kid+`"}`, withRaw(e.claims(2), "")), 200, "")
+}
+
+// TestAlreadyRefusedForms is a regression test (adversarial review): header,
+// encoding, audience and Authorization forms that were refused already, each
+// signed with the issuer's real key so that only the rule under test refuses.
+func TestAlreadyRefusedForms(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Policy.AllowedApplications = []string{testClientID} })
+	kid, _ := e.idp.SigningKey()
+	good := withRaw(e.claims(2), "")
+	aud := func(v string) string { return withRaw(without(e.claims(2), "aud"), `"aud":`+v) }
+	utf16 := func(s string) string {
+		b := []byte{0xff, 0xfe}
+		for _, r := range s {
+			b = append(b, byte(r), 0)
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name   string
+		tok    string
+		status int
+		reason Reason
+	}{
+		{"control", e.signed(good), 200, ""},
+		{"kid with path characters", e.signedRaw(`{"alg":"RS256","kid":"../../`+kid+`"}`, good), 401, ReasonUnknownKey},
+		{"kid of 9000 bytes", e.signedRaw(`{"alg":"RS256","kid":"`+strings.Repeat("k", 9000)+`"}`, good), 401, ReasonUnknownKey},
+		{"kid empty (tenant mode)", e.signedRaw(`{"alg":"RS256","kid":""}`, good), 401, ReasonUnknownKey},
+		{"kid null", e.signedRaw(`{"alg":"RS256","kid":null}`, good), 401, ReasonUnknownKey},
+		{"kid a number", e.signedRaw(`{"alg":"RS256","kid":1}`, good), 401, ReasonMalformedToken},
+		{"kid with NUL", e.signedRaw(`{"alg":"RS256","kid":"`+kid+`\u0000"}`, good), 401, ReasonUnknownKey},
+		{"alg null", e.signedRaw(`{"alg":null,"kid":"`+kid+`"}`, good), 401, ReasonUnsupportedAlg},
+		{"alg lower case", e.signedRaw(`{"alg":"rs256","kid":"`+kid+`"}`, good), 401, ReasonUnsupportedAlg},
+		{"alg with a space", e.signedRaw(`{"alg":"RS256 ","kid":"`+kid+`"}`, good), 401, ReasonUnsupportedAlg},
+		{"header a JSON array", e.signedRaw(`["RS256"]`, good), 401, ReasonMalformedToken},
+		{"payload with a BOM", e.signed("\ufeff" + good), 401, ReasonMalformedToken},
+		{"payload in UTF-16", e.signed(utf16(good)), 401, ReasonMalformedToken},
+		{"payload null", e.signed("null"), 401, ReasonMalformedToken},
+		{"payload an array", e.signed("[" + good + "]"), 401, ReasonMalformedToken},
+		{"payload with trailing data", e.signed(good + "{}"), 401, ReasonMalformedToken},
+		{"nbf a string", e.signed(strings.Replace(good, `"nbf":`, `"nbf":"1","x_nbf":`, 1)), 401, ReasonMalformedToken},
+		{"aud as a list with the audience", e.signed(aud(`["other","` + testAudience + `"]`)), 200, ""},
+		{"aud with a trailing slash", e.signed(aud(`"` + testAudience + `/"`)), 401, ReasonAudienceMismatch},
+		{"aud in another case", e.signed(aud(`"API://CALLEE"`)), 401, ReasonAudienceMismatch},
+		{"aud an empty list", e.signed(aud(`[]`)), 401, ReasonAudienceMismatch},
+		{"aud empty", e.signed(aud(`""`)), 401, ReasonAudienceMismatch},
+		{"aud a number", e.signed(aud(`1`)), 401, ReasonMalformedToken},
+		{"aud a nested list", e.signed(aud(`[["` + testAudience + `"]]`)), 401, ReasonMalformedToken},
+		{"azp a list", e.signed(withRaw(without(e.claims(2), "azp"), `"azp":["`+testClientID+`"]`)), 401, ReasonMalformedToken},
+		{"azp in another case", e.signed(withRaw(without(e.claims(2), "azp"), `"AZP":"`+testClientID+`"`)), 403, ReasonApplicationNotAllowed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { e.expect(t, tc.tok, tc.status, tc.reason) })
+	}
+	for _, h := range []string{"Bearer\t" + e.signed(good), "Bearer " + e.signed(good) + ",", "Bearer " + e.signed(good) + ", Bearer x", "Token " + e.signed(good)} {
+		if r := e.do("/api/x", http.Header{"Authorization": {h}}); r.status != 401 {
+			t.Errorf("Authorization form %.12q…: status %d, want 401", h, r.status)
+		}
+	}
 }

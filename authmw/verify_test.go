@@ -104,13 +104,14 @@ func TestNewValidation(t *testing.T) {
 		Algorithms:         []string{"HS256", "none"},
 		KeyRefreshInterval: -1,
 		UnknownKeyInterval: -1,
+		CacheSize:          1 << 40, // adversarial review: allocating it crashed the process
 		HTTPClient:         &http.Client{},
 		Policy:             Policy{AuthorityHost: "http://login.example.com"},
 	})
 	if err == nil {
 		t.Fatal("New accepted an invalid config")
 	}
-	for _, want := range []string{"Config.Algorithms", `"HS256"`, `"none"`, "Config.KeyRefreshInterval", "Config.UnknownKeyInterval", "Config.HTTPClient", "Policy.Audiences", "Policy.TenantID"} {
+	for _, want := range []string{"Config.Algorithms", `"HS256"`, `"none"`, "Config.KeyRefreshInterval", "Config.UnknownKeyInterval", "Config.CacheSize", "Config.HTTPClient", "Policy.Audiences", "Policy.TenantID"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}

@@ -54,7 +54,7 @@ type GatewayConfig struct {
 	// Timeout bounds the wait for the upstream's response headers
 	// (CALLEE_UPSTREAM_TIMEOUT); default DefaultUpstreamTimeout.
 	Timeout time.Duration
-	// PassAuthorization passes the caller's Authorization header on
+	// PassAuthorization passes the caller's verified Authorization header on
 	// (CALLEE_UPSTREAM_PASS_AUTHORIZATION); default true.
 	PassAuthorization bool
 	// HealthPath is the upstream path the health endpoint probes
@@ -242,7 +242,8 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 	if pr.Out.Trailer != nil {
 		authmw.StripIdentityHeaders(pr.Out.Trailer)
 	}
-	if p, ok := authmw.PrincipalFrom(pr.In.Context()); ok && !p.SetEasyAuthHeaders(h) {
+	p, verified := authmw.PrincipalFrom(pr.In.Context())
+	if verified && !p.SetEasyAuthHeaders(h) {
 		ctx, cancel := context.WithCancelCause(pr.Out.Context())
 		cancel(errIdentityUnavailable)
 		pr.Out = pr.Out.WithContext(ctx)
@@ -256,7 +257,9 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 		h.Del("Connection")
 		h.Del("Http2-Settings")
 	}
-	if !g.cfg.PassAuthorization {
+	// Only a token authmw verified is passed on: on an excluded path the client's
+	// Authorization (never checked) would reach the application as if it had been.
+	if !g.cfg.PassAuthorization || !verified {
 		h.Del("Authorization")
 	}
 	if g.cfg.TrustForwarded {

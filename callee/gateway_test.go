@@ -171,6 +171,7 @@ func TestGatewayIdentityHeaders(t *testing.T) {
 		"X-MS-CLIENT-PRINCIPAL-ID":    rogueID.ObjectID,
 		"X_MS_CLIENT_PRINCIPAL_NAME":  "spoofed",
 		"x-ms-token-aad-access-token": "spoofed",
+		"X.MS.CLIENT.PRINCIPAL.NAME":  "spoofed", // adversarial review: CGI reads it as HTTP_X_MS_CLIENT_PRINCIPAL_NAME
 	}
 	for _, tc := range []struct {
 		name, path, token string
@@ -203,7 +204,7 @@ func TestGatewayIdentityHeaders(t *testing.T) {
 			}
 			h := rc.last(t).Header
 			for k, v := range h {
-				if isIdentityHeader(k) && (slicesContain(v, "spoofed") || slicesContain(v, rogueID.ObjectID) || slicesContain(v, spoof["X-MS-CLIENT-PRINCIPAL"])) {
+				if slicesContain(v, "spoofed") || slicesContain(v, rogueID.ObjectID) || slicesContain(v, spoof["X-MS-CLIENT-PRINCIPAL"]) {
 					t.Errorf("spoofed %s reached the upstream", k)
 				}
 				if isIdentityHeader(k) && !tc.identity {
@@ -932,4 +933,110 @@ func startDecoy(t *testing.T) *decoy {
 	t.Cleanup(srv.Close)
 	d.addr = strings.TrimPrefix(srv.URL, "http://")
 	return d
+}
+
+// rawStatus sends "GET target" verbatim (no client-side normalisation) to base and
+// returns the response's status code.
+func rawStatus(t *testing.T, base, target string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(waitFor)); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n", target)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestGatewayExcludedPathTraversalForUpstream (adversarial review): a request
+// under an excluded prefix whose path an upstream framework resolves out of that
+// prefix ("..;" in Tomcat and Spring, ".. " and "..." on Windows, fullwidth dots
+// under NFKC, overlong UTF-8) needs a token: it used to reach the upstream
+// without one.
+func TestGatewayExcludedPathTraversalForUpstream(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": "/public/*"}))
+	if got := rawStatus(t, base, "/public/logo.png"); got != http.StatusOK {
+		t.Fatalf("excluded path: status %d, want 200", got)
+	}
+	for _, target := range []string{
+		"/public/..;/api/thing",
+		"/public/..;jsessionid=1/api/thing",
+		"/public/x/..;/..;/api/thing",
+		"/public/..%20/api/thing",
+		"/public/...;/api/thing",
+		"/public/%EF%BC%8E%EF%BC%8E/api/thing",
+		"/public/%C0%AE%C0%AE/api/thing",
+		"/public/..%09/api/thing",
+	} {
+		before := rc.count.Load()
+		if got := rawStatus(t, base, target); got != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", target, got)
+		}
+		if rc.count.Load() != before {
+			t.Errorf("%s reached the upstream without a token", target)
+		}
+	}
+}
+
+// TestGatewayUnverifiedAuthorizationNotForwarded (adversarial review): on an
+// excluded path authmw checks no token, so a forged one the client sends must
+// not reach the upstream, which would take any Authorization header it gets
+// from the gateway for a verified one. It used to be passed on verbatim.
+func TestGatewayUnverifiedAuthorizationNotForwarded(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": "/public/*"}))
+	good := mint(t, p, allowedID, testAudience)
+	for _, tc := range []struct {
+		name, path, token string
+		want              string
+	}{
+		{"excluded path, forged token", "/public/x", "forged.not-verified.token", ""},
+		{"excluded path, valid token (not verified there)", "/public/x", good, ""},
+		{"protected path, verified token", "/api/thing", good, "Bearer " + good},
+	} {
+		resp, body := send(t, newReq(t, http.MethodGet, base+tc.path, tc.token, nil))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d (%s)", tc.name, resp.StatusCode, body)
+		}
+		if got := rc.last(t).Header.Get("Authorization"); got != tc.want {
+			t.Errorf("%s: upstream Authorization present=%v; want present=%v", tc.name, got != "", tc.want != "")
+		}
+	}
+}
+
+// TestGatewayClaimThatIsNoHeaderValue (adversarial review): a verified token
+// whose name claim holds control characters is forwarded without that header;
+// it used to fail the upstream request (502) and mark the upstream down.
+func TestGatewayClaimThatIsNoHeaderValue(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, nil))
+	c := p.AccessTokenClaims(allowedID, testAudience, 2)
+	c["name"] = "Alice\r\nX-Injected: 1"
+	tok, err := p.Mint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := send(t, newReq(t, http.MethodGet, base+"/api/thing", tok, nil))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d (%s)", resp.StatusCode, body)
+	}
+	h := rc.last(t).Header
+	if got := h.Get("X-MS-CLIENT-PRINCIPAL-NAME"); got != allowedID.ClientID || h.Get("X-Injected") != "" {
+		t.Errorf("X-MS-CLIENT-PRINCIPAL-NAME = %q, want the application ID", got)
+	}
 }

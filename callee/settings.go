@@ -24,7 +24,7 @@ const (
 	// EnvUpstreamTimeout bounds the wait for the upstream's response headers, as a Go
 	// duration from 1s to 10m; default 30s. Bodies may stream for longer.
 	EnvUpstreamTimeout = "CALLEE_UPSTREAM_TIMEOUT"
-	// EnvUpstreamPassAuthorization says whether the caller's Authorization header is
+	// EnvUpstreamPassAuthorization says whether the caller's verified Authorization header is
 	// passed on to the upstream: true (default, as Easy Auth does) or false.
 	EnvUpstreamPassAuthorization = "CALLEE_UPSTREAM_PASS_AUTHORIZATION"
 	// EnvUpstreamHealthPath is the upstream path the health endpoint probes with GET

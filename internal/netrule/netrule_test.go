@@ -27,6 +27,19 @@ func TestCheckURL(t *testing.T) {
 		{"https:///nohost", false},
 		{"https://user:pw@example.com/", false},
 		{"//example.com/x", false},
+		// regression (adversarial review): host spellings that are not plainly loopback
+		{"http://localhost./x", false},
+		{"http://127.0.0.1./x", false},
+		{"http://0.0.0.0/x", false},
+		{"http://[::]/x", false},
+		{"http://127.1/x", false},
+		{"http://2130706433/x", false},
+		{"http://0x7f.0.0.1/x", false},
+		{"http://[::1%25lo]/x", false},
+		{"http://\u24dbocalhost/x", false}, // a look-alike (IDN) of localhost
+		{"http://127.0.0.1:80@example.com/x", false},
+		{"http://[::ffff:127.0.0.1]/x", true}, // IPv4-mapped loopback is loopback
+		{"HTTP://127.0.0.1/x", true},
 	}
 	for _, tt := range tests {
 		err := CheckRawURL(tt.raw)
@@ -55,6 +68,12 @@ func TestCheckRedirect(t *testing.T) {
 		{"https://a.example/keys", "https://a.example:8443/keys", false},
 		{"http://127.0.0.1:1/keys", "http://127.0.0.2:1/keys", false},
 		{"http://127.0.0.1:1/keys", "http://127.0.0.1:1/other", true},
+		// regression (adversarial review): other spellings of the origin are other origins
+		{"https://a.example/keys", "https://a.example./keys", false},
+		{"http://127.0.0.1:1/keys", "http://localhost:1/keys", false},
+		{"http://[::1]:1/keys", "http://[0:0:0:0:0:0:0:1]:1/keys", false},
+		{"https://a.example/keys", "https://u:p@a.example/keys", false},
+		{"https://a.example/keys", "https://a.example:443/keys", true},
 	}
 	for _, tt := range tests {
 		err := CheckRedirect(mk(tt.to), []*http.Request{mk(tt.from)})
