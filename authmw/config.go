@@ -65,7 +65,7 @@ type Config struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// MeterProvider receives authmw's metrics (decisions, verification latency,
-	// key fetches, keys loaded; see the README's OpenTelemetry section). Default:
+	// key fetches, keys loaded; see docs/observability.md). Default:
 	// otel.GetMeterProvider(), a no-op until the application installs an SDK.
 	MeterProvider metric.MeterProvider
 	// TracerProvider makes the spans of discovery and JWKS fetches. Default:

@@ -24,7 +24,7 @@ import (
 // meter and tracer.
 const InstrumentationName = "github.com/f2fauth/f2fauth/authmw"
 
-// Metric names (see the README's OpenTelemetry section for units and attributes).
+// Metric names (see docs/observability.md for units and attributes).
 const (
 	// MetricDecisions counts authorization decisions ({decision}) by
 	// f2fauth.authmw.outcome and f2fauth.authmw.reason (denials only).

@@ -24,7 +24,7 @@ import (
 // tokencache's meter and tracer.
 const InstrumentationName = "github.com/f2fauth/f2fauth/tokencache"
 
-// Metric names (see the README's OpenTelemetry section).
+// Metric names (see docs/observability.md).
 const (
 	// MetricRequests counts credential calls, i.e. requests to the identity
 	// endpoint ({request}), by f2fauth.tokencache.scope and
