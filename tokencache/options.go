@@ -83,9 +83,9 @@ type Options struct {
 	Logger *slog.Logger
 
 	// MeterProvider receives the cache's metrics (requests to the identity
-	// endpoint, hits, misses, time until expiry; see the README's OpenTelemetry
-	// section). Default: otel.GetMeterProvider(), a no-op until the application
-	// installs an SDK.
+	// endpoint, hits, misses, time until expiry; see docs/observability.md).
+	// Default: otel.GetMeterProvider(), a no-op until the application installs
+	// an SDK.
 	MeterProvider metric.MeterProvider
 	// TracerProvider makes one span per credential call. Default:
 	// otel.GetTracerProvider().
