@@ -34,6 +34,9 @@ var retryBackoff = retry.Backoff{Initial: 250 * time.Millisecond, Max: 10 * time
 const (
 	// maxBodyBytes bounds the callee's answer; a longer one fails the run.
 	maxBodyBytes = 64 << 10
+	// maxHeaderBytes bounds the callee's response headers (Go's default is
+	// 10 MB per response); larger ones fail the attempt.
+	maxHeaderBytes = 64 << 10
 	// maxFieldBytes bounds each callee-reported field (appId, objectId, a role…).
 	maxFieldBytes = 128
 	// maxRoles bounds how many roles of the callee's answer are kept.
@@ -48,7 +51,7 @@ type Options struct {
 	// Config.ClientID with tokencache.NewCredential (tests, other hosts).
 	Credential azcore.TokenCredential
 	// Transport is the base transport under tokencache's bearer transport; default a
-	// clone of http.DefaultTransport.
+	// clone of http.DefaultTransport that reads at most 64 KiB of response headers.
 	Transport http.RoundTripper
 	// Logger receives one record per invocation and the token cache's refresh events
 	// (never tokens: every record passes through the caller's redaction first).
@@ -118,7 +121,9 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 	}
 	base := o.Transport
 	if base == nil {
-		base = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxResponseHeaderBytes = maxHeaderBytes
+		base = t
 	}
 	scope := cfg.Scope()
 	vault, err := newVault(cfg, cache, base)
@@ -417,10 +422,10 @@ func sanitizeReason(s string) string {
 }
 
 // condense turns an error (azidentity's are multi-line) into one short, printable
-// line with every secret redacted (see redact) — before it is cut, so no part of a
+// line with every secret redacted (see redactText) — before it is cut, so no part of a
 // secret survives the cut.
 func condense(err error) string {
-	fields := strings.Fields(redact(err.Error()))
+	fields := strings.Fields(redactText(err.Error()))
 	kept := fields[:0]
 	for _, f := range fields {
 		if len(f) >= 3 && strings.Trim(f, "-=") == "" {

@@ -3,6 +3,7 @@ package caller
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -73,6 +74,29 @@ type Config struct {
 	KeyVault KeyVaultConfig
 }
 
+// String describes c for logs and errors: the callee URL without its query
+// string (a function key travels as ?code=…), user info or fragment.
+func (c Config) String() string {
+	return fmt.Sprintf("{CalleeURL:%s Audience:%s Credential:%s ClientID:%s Timeout:%v MaxRetries:%d Addr:%s}",
+		safeURL(c.CalleeURL), c.Audience, c.Credential, c.ClientID, c.Timeout, c.MaxRetries, c.Addr)
+}
+
+// GoString is [Config.String], so %#v hides the function key too.
+func (c Config) GoString() string { return "caller.Config" + c.String() }
+
+// LogValue is c for slog, with the callee URL as [Config.String] shows it.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("callee_url", safeURL(c.CalleeURL)),
+		slog.String("audience", c.Audience),
+		slog.String("credential", string(c.Credential)),
+		slog.String("client_id", c.ClientID),
+		slog.Duration("timeout", c.Timeout),
+		slog.Int("max_retries", c.MaxRetries),
+		slog.String("addr", c.Addr),
+	)
+}
+
 // Scope returns the token scope for the callee: Audience + "/.default".
 func (c Config) Scope() string { return NormalizeAudience(c.Audience) + "/.default" }
 
@@ -80,21 +104,9 @@ func (c Config) Scope() string { return NormalizeAudience(c.Audience) + "/.defau
 // trailing slashes and a "/.default" suffix removed, so "api://callee/",
 // "api://callee/.default" and "api://callee" all give the scope
 // "api://callee/.default" (never "api://callee//.default"). It returns "" when
-// nothing but those is left.
+// nothing but those is left. It is [tokencache.ScopeFor] without the suffix.
 func NormalizeAudience(aud string) string {
-	aud = strings.TrimSpace(aud)
-	for {
-		t := strings.TrimRight(aud, "/")
-		t = strings.TrimSuffix(t, "/.default")
-		if t == aud {
-			break
-		}
-		aud = t
-	}
-	if aud == ".default" || strings.HasSuffix(aud, ":") || strings.HasSuffix(aud, ":/") {
-		return "" // "/.default" alone, or a bare scheme such as "api://"
-	}
-	return aud
+	return strings.TrimSuffix(tokencache.ScopeFor(aud), "/.default")
 }
 
 // ConfigFromEnv reads the caller's settings with getenv and validates them, reporting
@@ -237,7 +249,7 @@ func (c *Config) Validate() error {
 func parseCalleeURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("is not a valid URL (%s)", redact(stripURLErr(err).Error()))
+		return nil, fmt.Errorf("is not a valid URL (%s)", redactText(stripURLErr(err).Error()))
 	}
 	if !u.IsAbs() || u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("must be an absolute URL such as https://callee.azurewebsites.net/api/ExclusiveFunction, got %q", safeURL(u))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -23,22 +24,22 @@ func TestRedact(t *testing.T) {
 		{"JWT", "token " + jwt + " refused", []string{"eyJ", "c2lnbmF0dXJl"}, []string{"token", "refused"}},
 		{"bearer value", "Authorization: Bearer abc.def-ghi", []string{"abc.def-ghi"}, []string{"Bearer"}},
 		{"JSON access_token", `{"access_token":"short1","expires_on":"1"}`, []string{"short1"}, []string{"expires_on"}},
-		{"query of a quoted URL", `Post "https://callee.example.com/api/x?code=k3y&x=1": dial tcp`, []string{"k3y", "x=1"}, []string{"https://callee.example.com/api/x?REDACTED", "dial tcp"}},
+		{"query of a quoted URL", `Post "https://callee.example.com/api/x?code=k3y&x=1": dial tcp`, []string{"k3y", "x=1"}, []string{"https://callee.example.com/api/x?[REDACTED]", "dial tcp"}},
 		{"long opaque run", "secret " + strings.Repeat("Zm9vYmFy", 8), []string{"Zm9vYmFyZm9v"}, nil},
 		{"identifiers stay", "scope api://callee-1f8337d0-9d09-4d94-85d9-37d09d095d94-13/.default client 0f5c2b9e-6a3d-4c1e-9b7a-3e8d2f4a1c01",
 			nil, []string{"api://callee-1f8337d0-9d09-4d94-85d9-37d09d095d94-13/.default", "0f5c2b9e-6a3d-4c1e-9b7a-3e8d2f4a1c01"}},
 		{"separator lines stay", "----------------------------------------------- RESPONSE 400", nil, []string{"RESPONSE 400"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := redact(tc.in)
+			got := redactText(tc.in)
 			for _, g := range tc.gone {
 				if strings.Contains(got, g) {
-					t.Errorf("redact(%q) = %q keeps %q", tc.in, got, g)
+					t.Errorf("redactText(%q) = %q keeps %q", tc.in, got, g)
 				}
 			}
 			for _, k := range tc.kept {
 				if !strings.Contains(got, k) {
-					t.Errorf("redact(%q) = %q lost %q", tc.in, got, k)
+					t.Errorf("redactText(%q) = %q lost %q", tc.in, got, k)
 				}
 			}
 		})
@@ -47,7 +48,7 @@ func TestRedact(t *testing.T) {
 
 func TestSafeURL(t *testing.T) {
 	u, _ := url.Parse("https://user:pw@callee.example.com/api/x?code=k3y#frag")
-	if got := safeURL(u); got != "https://callee.example.com/api/x?REDACTED" {
+	if got := safeURL(u); got != "https://callee.example.com/api/x?[REDACTED]" {
 		t.Errorf("safeURL = %q", got)
 	}
 	u, _ = url.Parse("http://127.0.0.1:7071/api/x")
@@ -92,6 +93,11 @@ func TestOneLine(t *testing.T) {
 	}
 }
 
+// jwtRE matches a JWT (or its first two parts) as the fuzz target looks for it.
+var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]`)
+
+// FuzzSafeText fuzzes the caller's reporting path, which is internal/redact's
+// Line with the environment's secrets (one implementation, two entry points).
 func FuzzSafeText(f *testing.F) {
 	for _, s := range []string{"a\r\nb", "Bearer eyJa.b.c", `{"access_token":"x"}`, "https://h/?code=1", "\xff\xfe", strings.Repeat("A", 300)} {
 		f.Add(s)
@@ -101,7 +107,7 @@ func FuzzSafeText(f *testing.F) {
 		if len(got) > 128+len("…") || strings.ContainsAny(got, "\r\n\x00") || !utf8.ValidString(got) {
 			t.Fatalf("safeText(%q) = %q", s, got)
 		}
-		if strings.Contains(got, "eyJ") && strings.Count(got, ".") >= 1 && jwtRE.MatchString(got) {
+		if jwtRE.MatchString(got) {
 			t.Fatalf("safeText(%q) keeps a JWT: %q", s, got)
 		}
 	})

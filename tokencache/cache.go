@@ -2,12 +2,14 @@ package tokencache
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +42,7 @@ type Cache struct {
 	// does not copy the map.
 	entries sync.Map
 	mu      sync.Mutex // serialises inserts and eviction sweeps
+	count   int        // entries in the map, under mu
 	swept   time.Time  // last eviction sweep (cache clock), under mu
 
 	closed atomic.Bool
@@ -48,6 +51,8 @@ type Cache struct {
 
 	refreshes atomic.Uint64
 	failures  atomic.Uint64
+
+	claimsAt map[string]time.Time // under mu: scopes key -> last new claims entry (cache clock)
 
 	tel *telemetry // OpenTelemetry instruments (telemetry.go)
 }
@@ -143,7 +148,7 @@ func (c *Cache) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (
 // lookup finds the entry for o without allocating.
 func (c *Cache) lookup(o *policy.TokenRequestOptions) *entry {
 	var v any
-	if len(o.Scopes) == 1 && o.TenantID == "" && o.Claims == "" && !o.EnableCAE {
+	if plainKey(o) {
 		v, _ = c.entries.Load(o.Scopes[0])
 	} else {
 		var buf [256]byte
@@ -158,11 +163,21 @@ func (c *Cache) lookup(o *policy.TokenRequestOptions) *entry {
 	return e
 }
 
-// appendKey appends the entry key of o to b. The common case (one scope, no
-// tenant, claims or CAE) uses the scope itself; every other key starts with a
-// NUL byte so the two forms never collide.
+// plainKey reports whether o's entry key is its one scope itself: no tenant,
+// claims or CAE, and a scope that does not start with the NUL byte that marks
+// every other key.
+func plainKey(o *policy.TokenRequestOptions) bool {
+	return len(o.Scopes) == 1 && o.TenantID == "" && o.Claims == "" && !o.EnableCAE &&
+		(o.Scopes[0] == "" || o.Scopes[0][0] != 0)
+}
+
+// appendKey appends the entry key of o to b. The common case (see plainKey)
+// uses the scope itself; every other key starts with a NUL byte, then the CAE
+// flag, then the tenant, the claims and each scope, each prefixed with its
+// length, so distinct options never share a key whatever bytes their
+// strings hold (claims come from a resource's challenge).
 func appendKey(b []byte, o *policy.TokenRequestOptions) []byte {
-	if len(o.Scopes) == 1 && o.TenantID == "" && o.Claims == "" && !o.EnableCAE {
+	if plainKey(o) {
 		return append(b, o.Scopes[0]...)
 	}
 	b = append(b, 0)
@@ -171,13 +186,15 @@ func appendKey(b []byte, o *policy.TokenRequestOptions) []byte {
 	} else {
 		b = append(b, '0')
 	}
-	b = append(b, 0)
-	b = append(b, o.TenantID...)
-	b = append(b, 0)
-	b = append(b, o.Claims...)
-	for _, s := range o.Scopes {
-		b = append(b, 0)
+	field := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
+	}
+	field(o.TenantID)
+	field(o.Claims)
+	b = binary.AppendUvarint(b, uint64(len(o.Scopes)))
+	for _, s := range o.Scopes {
+		field(s)
 	}
 	return b
 }
@@ -195,6 +212,14 @@ func (c *Cache) getOrCreate(o *policy.TokenRequestOptions) (*entry, error) {
 		return v.(*entry), nil
 	}
 	c.sweepLocked(c.cfg.now())
+	if c.count >= MaxEntries {
+		return nil, fmt.Errorf("%w (%d); scopes %q not cached", errTooManyEntries, MaxEntries, strings.Join(o.Scopes, " "))
+	}
+	if o.Claims != "" {
+		if err := c.admitClaimsLocked(o); err != nil {
+			return nil, err
+		}
+	}
 	scopes := slices.Clone(o.Scopes)
 	label := strings.Join(scopes, " ")
 	if o.TenantID != "" {
@@ -207,6 +232,7 @@ func (c *Cache) getOrCreate(o *policy.TokenRequestOptions) (*entry, error) {
 		opts:   policy.TokenRequestOptions{Scopes: scopes, TenantID: o.TenantID, Claims: o.Claims, EnableCAE: o.EnableCAE},
 	}
 	c.entries.Store(key, e)
+	c.count++
 	return e, nil
 }
 
@@ -229,6 +255,7 @@ func (c *Cache) sweepLocked(now time.Time) {
 				e.timer.Stop()
 			}
 			c.entries.Delete(k)
+			c.count--
 		}
 		e.usesSeen = uses
 		e.mu.Unlock()
@@ -311,6 +338,43 @@ func (c *Cache) getSlow(ctx context.Context, o *policy.TokenRequestOptions, e *e
 	return cl.tok, nil
 }
 
+// MaxEntries bounds the number of distinct token requests (scopes, tenant,
+// claims, CAE) a Cache holds at once; a request that would add one more is
+// refused with [errTooManyEntries] until unused entries are evicted.
+const MaxEntries = 4096
+
+// maxClaimsGates bounds the claims rate-limit table before stale rows are
+// dropped.
+const maxClaimsGates = 256
+
+// admitClaimsLocked lets a new claims entry for o's scopes (tenant, CAE) be created
+// at most once per Options.InvalidateInterval: each new claims value costs a
+// credential call that skips every token cache, so a resource answering every
+// request with a new claims challenge must not turn each request into an
+// identity-endpoint call (nor grow the cache without bound). c.mu must be
+// held (it serialises entry creation, so callers with the same new claims
+// join one entry).
+func (c *Cache) admitClaimsLocked(o *policy.TokenRequestOptions) error {
+	base := string(appendKey(nil, &policy.TokenRequestOptions{Scopes: o.Scopes, TenantID: o.TenantID, EnableCAE: o.EnableCAE}))
+	now := c.cfg.now()
+	if last, ok := c.claimsAt[base]; ok && now.Sub(last) < c.cfg.invalidateInterval && !now.Before(last) {
+		return fmt.Errorf("%w (scope %q, next in %v)", errClaimsRateLimited, strings.Join(o.Scopes, " "),
+			c.cfg.invalidateInterval-now.Sub(last))
+	}
+	if c.claimsAt == nil {
+		c.claimsAt = make(map[string]time.Time)
+	}
+	if len(c.claimsAt) >= maxClaimsGates {
+		for k, t := range c.claimsAt {
+			if now.Sub(t) >= c.cfg.invalidateInterval {
+				delete(c.claimsAt, k)
+			}
+		}
+	}
+	c.claimsAt[base] = now
+	return nil
+}
+
 // refreshAsync starts a background refresh of e unless one is running or the
 // entry is locked (the hot path never blocks).
 func (c *Cache) refreshAsync(e *entry) {
@@ -351,7 +415,9 @@ func (c *Cache) start(e *entry, background bool) (*call, error) {
 	cl := &call{done: make(chan struct{})}
 	e.inflight = cl
 	e.busy.Store(true)
-	go c.fetch(e, cl, e.failures+1, background)
+	st := e.state.Load()
+	forced := st != nil && st.usableUntil == math.MinInt64 // Invalidate took effect
+	go c.fetch(e, cl, e.failures+1, background, forced)
 	return cl, nil
 }
 
@@ -366,7 +432,11 @@ type result struct {
 // context is abandoned when the timeout passes: its goroutine is left to
 // finish on its own, its result discarded, and the scope is free for the next
 // call.
-func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
+//
+// A forced fetch (after Invalidate) carries a context mark that the
+// credentials built here read to skip MSAL's in-process token cache, which
+// would otherwise hand back the token just rejected.
+func (c *Cache) fetch(e *entry, cl *call, attempt int, background, forced bool) {
 	defer c.wg.Done()
 	log := c.cfg.logger
 	if log != nil {
@@ -375,6 +445,9 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 	}
 	started := time.Now() // OpenTelemetry: the credential call's start
 	ctx, cancel := context.WithTimeout(c.life, c.cfg.timeout)
+	if forced {
+		ctx = withForcedRefresh(ctx)
+	}
 	opts := e.opts
 	opts.Scopes = slices.Clone(e.scopes) // the credential may not keep or alter ours
 	res := make(chan result, 1)
@@ -415,7 +488,14 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 	if err == nil {
 		next, err = c.newState(tok, now)
 	}
-	c.fetched(e, background, attempt, started, err) // OpenTelemetry (telemetry.go)
+	// The error is read (message, Retry-After) before taking e.mu and
+	// within a bound: an error whose methods block must not wedge the scope.
+	var ce *credError
+	var throttle http.Header
+	if err != nil {
+		ce, throttle = describeError(e.label, err)
+	}
+	c.fetched(e, background, attempt, started, err, ce) // OpenTelemetry (telemetry.go)
 
 	e.mu.Lock()
 	var delay time.Duration
@@ -428,14 +508,14 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background bool) {
 		c.refreshes.Add(1)
 		e.refreshes.Add(1)
 		c.arm(e, time.Unix(0, next.refreshAt).Sub(now))
-		cl.tok = tok
+		cl.tok = next.tok
+		tok = next.tok
 	} else {
 		e.failures++
 		c.failures.Add(1)
 		e.failed.Add(1)
-		delay = c.backoff(e.failures, err, now)
+		delay = c.backoff(e.failures, throttle, now)
 		retryAt := unixNano(now.Add(delay))
-		ce := newCredError(e.label, err)
 		msg = ce.msg
 		cl.err = ce
 		e.lastErr = ce
@@ -506,7 +586,7 @@ type credError struct {
 }
 
 func newCredError(label string, err error) *credError {
-	detail := redact.Line(errorText(err), maxErrorBytes, knownSecrets()...)
+	detail := redact.Line(errorText(err), maxErrorBytes, redact.EnvSecrets()...)
 	return &credError{msg: fmt.Sprintf("%v for scope %q: %s", ErrNoToken, label, detail), cause: err}
 }
 
@@ -523,12 +603,6 @@ func errorText(err error) (s string) {
 
 func (e *credError) Error() string   { return e.msg }
 func (e *credError) Unwrap() []error { return []error{ErrNoToken, e.cause} }
-
-// knownSecrets returns the managed-identity secrets of the environment, which
-// an identity endpoint may echo into an error body.
-func knownSecrets() []string {
-	return []string{os.Getenv("IDENTITY_HEADER"), os.Getenv("MSI_SECRET")}
-}
 
 // errUnusableToken is wrapped when the credential returns a token that cannot
 // be sent: empty, or with characters outside RFC 6750's b64token.
@@ -567,18 +641,27 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// newState validates tok and computes its usable window and refresh point. An
-// expiry further away than maxTokenLifetime counts as that far; a token whose
-// usable window (expiry minus SafetyMargin) is shorter than minRefreshInterval
-// is refused, so it is never cached and cannot cause a refresh storm.
+// newState validates tok and computes its usable window and refresh point.
+// The expiry is the earlier of the credential's ExpiresOn and the token's own
+// exp claim when the token is a JWT (an identity endpoint reporting
+// expires_on in milliseconds, or any later time than the token's, must not
+// keep a dead token in service), and at most maxTokenLifetime away; the
+// token handed out carries that expiry, so a cache above this one (azcore's
+// bearer policy) does not keep it longer either. A token whose usable window
+// (expiry minus SafetyMargin) is shorter than minRefreshInterval is refused,
+// so it is never cached and cannot cause a refresh storm.
 func (c *Cache) newState(tok azcore.AccessToken, now time.Time) (*tokenState, error) {
 	if err := checkToken(tok.Token); err != nil {
 		return nil, err
 	}
 	exp := tok.ExpiresOn
+	if jexp, ok := jwtExpiry(tok.Token); ok && jexp.Before(exp) {
+		exp = jexp
+	}
 	if limit := now.Add(maxTokenLifetime); exp.After(limit) {
 		exp = limit
 	}
+	tok.ExpiresOn = exp
 	usable := exp.Add(-c.cfg.safetyMargin)
 	if usable.Sub(now) < minRefreshInterval {
 		return nil, fmt.Errorf("%w (expires on %s, safety margin %v, minimum usable time %v)", errTokenTooShortLived,
@@ -640,12 +723,56 @@ func (c *Cache) rand() float64 {
 // backoff returns the delay before the next attempt after the given number of
 // consecutive failures: the capped exponential backoff of internal/retry, or
 // a longer Retry-After from a 429/503 response.
-func (c *Cache) backoff(failures int, err error, now time.Time) time.Duration {
-	var h http.Header
+func (c *Cache) backoff(failures int, throttle http.Header, now time.Time) time.Duration {
+	return retry.Backoff{Initial: c.cfg.initialBackoff, Max: c.cfg.maxBackoff}.After(failures, c.rand(), throttle, now)
+}
+
+// throttleHeader returns the headers of a 429/503 response carried by err
+// (their Retry-After lengthens the backoff), else nil.
+func throttleHeader(err error) http.Header {
 	if resp := responseOf(err); resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		h = resp.Header
+		return resp.Header
 	}
-	return retry.Backoff{Initial: c.cfg.initialBackoff, Max: c.cfg.maxBackoff}.After(failures, c.rand(), h, now)
+	return nil
+}
+
+// describeTimeout bounds how long a credential's error may take to describe
+// itself.
+const describeTimeout = time.Second
+
+// describeError returns the cache's error for a credential failure and the
+// throttling headers it carries, reading err (Error, Unwrap, As) in its own
+// goroutine: an error whose methods block or panic yields a placeholder
+// message instead of wedging the scope; the goroutine is abandoned.
+func describeError(label string, err error) (*credError, http.Header) {
+	type described struct {
+		ce *credError
+		h  http.Header
+	}
+	out := make(chan described, 1)
+	go func() {
+		defer func() {
+			if recover() != nil {
+				out <- described{ce: placeholderError(label, err)}
+			}
+		}()
+		ce := newCredError(label, err)
+		out <- described{ce, throttleHeader(err)}
+	}()
+	t := time.NewTimer(describeTimeout)
+	defer t.Stop()
+	select {
+	case d := <-out:
+		return d.ce, d.h
+	case <-t.C:
+		return placeholderError(label, err), nil
+	}
+}
+
+// placeholderError is the cache's error for a credential error that could not
+// be read.
+func placeholderError(label string, err error) *credError {
+	return &credError{msg: fmt.Sprintf("%v for scope %q: %T (its message could not be read)", ErrNoToken, label, err), cause: err}
 }
 
 // responseOf returns the HTTP response carried by err, if any.
@@ -710,8 +837,10 @@ func (c *Cache) onTimer(e *entry) {
 
 // Invalidate marks every cached entry whose scopes include scope for one forced
 // refresh: the next GetToken waits for a fresh token (single-flighted) instead
-// of returning the cached one. The old token is kept: when the refresh fails
-// it stays in service for as long as it is valid. Forced refreshes are
+// of returning the cached one; with the credentials built by this package the
+// forced refresh skips MSAL's in-process cache too, so it reaches the identity
+// endpoint. The old token is kept: when the refresh fails it stays in service
+// for as long as it is valid. Forced refreshes are
 // rate-limited per entry by Options.InvalidateInterval, and a scope that is
 // backing off after a failure is not asked again before its backoff ends. It
 // reports whether at least one entry was invalidated (false when nothing is
@@ -782,4 +911,31 @@ func joinErr(a, b error) error {
 		return a
 	}
 	return fmt.Errorf("%w\n%w", a, b)
+}
+
+// maxJWTPayload bounds the JWT payload jwtExpiry decodes.
+const maxJWTPayload = 16 << 10
+
+// jwtExpiry returns the exp claim of a JWT-shaped token (read, not verified:
+// it is only used to shorten the token's life in the cache).
+func jwtExpiry(tok string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(tok, ".")
+	if !ok {
+		return time.Time{}, false
+	}
+	payload, _, ok := strings.Cut(rest, ".")
+	if !ok || len(payload) > maxJWTPayload {
+		return time.Time{}, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(payload, "="))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *float64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &claims) != nil || claims.Exp == nil || *claims.Exp <= 0 || *claims.Exp > float64(maxTime.Unix()) {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(*claims.Exp), 0), true
 }

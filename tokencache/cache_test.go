@@ -548,7 +548,7 @@ func TestBackoffJitterBounds(t *testing.T) {
 		}
 		for failures := 1; failures <= 10; failures++ {
 			nominal := min(4*time.Second<<(failures-1), time.Minute)
-			d := c.backoff(failures, errBoom, t0)
+			d := c.backoff(failures, throttleHeader(errBoom), t0)
 			if d < nominal*3/4 || d > min(nominal*5/4, time.Minute) {
 				t.Fatalf("rand %v failures %d: backoff %v outside [%v, %v]", r, failures, d, nominal*3/4, nominal*5/4)
 			}

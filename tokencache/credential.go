@@ -1,6 +1,7 @@
 package tokencache
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
@@ -31,7 +33,8 @@ const credentialHTTPTimeout = 30 * time.Second
 // identity with that client ID (callers pass os.Getenv("AZURE_CLIENT_ID")).
 // Its HTTP client has a 30 s timeout, never follows a redirect (it would carry
 // the secret X-IDENTITY-HEADER), reads at most 256 KiB of a response and
-// refuses a token labelled for another resource than the one asked for; the
+// refuses a token labelled for another resource than the one asked for; a
+// refresh forced by [Cache.Invalidate] skips MSAL's in-process token cache; the
 // identity endpoint comes from the environment (IDENTITY_ENDPOINT and IDENTITY_HEADER on App Service and
 // Functions, IMDS on virtual machines).
 func NewManagedIdentityCredential(clientID string) (azcore.TokenCredential, error) {
@@ -59,7 +62,40 @@ func newManagedIdentityCredential(clientID string, retry *azcore.ClientOptions) 
 		}
 		return nil, fmt.Errorf("%w: creating the %s managed identity credential: %w", ErrInvalidConfig, which, err)
 	}
-	return cred, nil
+	return managedIdentity{cred}, nil
+}
+
+// managedIdentity is azidentity's ManagedIdentityCredential with one change:
+// a refresh the [Cache] forces (after [Cache.Invalidate]) skips MSAL's
+// process-wide token cache, which would otherwise answer with the very token
+// the resource just rejected (a managed-identity token lives 24 h there).
+// MSAL skips its cache when claims are given; for managed identity it does
+// not send them to the endpoint.
+type managedIdentity struct {
+	cred *azidentity.ManagedIdentityCredential
+}
+
+// bypassClaims is the claims value that makes MSAL skip its cache: an empty
+// JSON object, which asks for no claim.
+const bypassClaims = "{}"
+
+func (m managedIdentity) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if opts.Claims == "" && isForcedRefresh(ctx) {
+		opts.Claims = bypassClaims
+	}
+	return m.cred.GetToken(ctx, opts)
+}
+
+// forcedRefreshKey marks the context of a credential call forced by Invalidate.
+type forcedRefreshKey struct{}
+
+func withForcedRefresh(ctx context.Context) context.Context {
+	return context.WithValue(ctx, forcedRefreshKey{}, true)
+}
+
+func isForcedRefresh(ctx context.Context) bool {
+	v, _ := ctx.Value(forcedRefreshKey{}).(bool)
+	return v
 }
 
 // NewCredential builds the credential for kind. [ManagedIdentity] is

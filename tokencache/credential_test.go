@@ -46,8 +46,8 @@ func TestNewCredentialManagedIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatalf("NewCredential(managedidentity, %q): %v", id, err)
 		}
-		if _, ok := cred.(*azidentity.ManagedIdentityCredential); !ok {
-			t.Fatalf("got %T, want *azidentity.ManagedIdentityCredential", cred)
+		if mi, ok := cred.(managedIdentity); !ok || mi.cred == nil {
+			t.Fatalf("got %T, want the wrapped *azidentity.ManagedIdentityCredential", cred)
 		}
 	}
 }

@@ -22,13 +22,16 @@
 //     identity endpoint is not hammered;
 //   - unusable answers refused: an empty or malformed token, or (for the
 //     credentials built here) one labelled for another resource, is a failure
-//     and never cached;
+//     and never cached; a token is kept no longer than its own exp claim (for
+//     a JWT) and 30 days, whatever expiry the credential reports;
 //   - [Cache.Invalidate] for a resource's 401, rate-limited per entry; the old
-//     token stays in service until a new one is in hand;
+//     token stays in service until a new one is in hand; new claims values
+//     (claims challenges) for the same scopes are rate-limited the same way;
 //   - [Cache.Transport], an [http.RoundTripper] that adds the bearer token and
 //     sends it only to the origin of the request it was given (a redirect to
 //     another origin is refused);
-//   - entries nobody asks for any more are evicted;
+//   - entries nobody asks for any more are evicted, and at most [MaxEntries]
+//     distinct requests are cached at once;
 //   - [Cache.Stats] for metrics exporters and an optional [slog.Logger].
 //
 // Tokens never appear in logs or errors: error messages are redacted (the

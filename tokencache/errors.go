@@ -48,6 +48,16 @@ var (
 	// errTokenTooShortLived: the credential returned a token that already expires
 	// within the safety margin.
 	errTokenTooShortLived = errors.New("the credential returned a token expiring within the safety margin")
+	// errClaimsRateLimited: a claims value (a resource's claims challenge) not
+	// seen before, when another new claims value for the same scopes was fetched
+	// less than Options.InvalidateInterval ago: a resource asking for new claims
+	// on every request would otherwise make every request an identity-endpoint call.
+	errClaimsRateLimited = fmt.Errorf("%w: new claims challenges for this scope arrive faster than Options.InvalidateInterval; check the resource that issues them", ErrNoToken)
+	// errTooManyEntries: a new token request (scopes, tenant, claims, CAE) when
+	// the cache already holds Options.MaxEntries: challenges naming a new tenant
+	// on every request must not grow the cache without bound. Unused entries are
+	// evicted after an hour.
+	errTooManyEntries = fmt.Errorf("%w: too many distinct token requests cached; check what varies the tenant, claims or scopes of each request", ErrNoToken)
 	// errNilCredential: New without a credential.
 	errNilCredential = fmt.Errorf("%w: the credential is nil", ErrInvalidConfig)
 )

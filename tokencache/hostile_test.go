@@ -220,3 +220,50 @@ func TestIdentityEndpointBodyBounded(t *testing.T) {
 		t.Fatalf("endpoint requests = %d, want 1 (a refused answer is not retried)", n)
 	}
 }
+
+// TestIdentityEndpointHeadersBounded: an identity endpoint answering with
+// megabytes of headers (Go's default limit is 10 MB) is refused like an
+// oversized body (adversarial review).
+func TestIdentityEndpointHeadersBounded(t *testing.T) {
+	ep := startHostileMI(t, "hdr-secret", func(w http.ResponseWriter, _ *http.Request, resource string) {
+		for i := range 32 {
+			w.Header().Set(fmt.Sprintf("X-Pad-%d", i), strings.Repeat("a", 64<<10))
+		}
+		tokenJSON(w, http.StatusOK, fakeJWT, resource)
+	})
+	c := newMICache(t, nil)
+	if _, err := c.GetToken(context.Background(), opts(uniqueScope("big-headers"))); err == nil || !strings.Contains(err.Error(), "header") {
+		t.Fatalf("err = %v, want a refusal naming the headers", err)
+	}
+	if n := ep.requests.Load(); n != 1 {
+		t.Fatalf("endpoint requests = %d, want 1 (a refused answer is not retried)", n)
+	}
+}
+
+// TestIdentityHeaderNeverOverPlainHTTPOffLoopback: an IDENTITY_ENDPOINT of
+// plain http to a host that is not loopback (0.0.0.0 here, which still
+// reaches this machine) never receives the X-IDENTITY-HEADER secret: the
+// request is refused before it is sent (adversarial review).
+func TestIdentityHeaderNeverOverPlainHTTPOffLoopback(t *testing.T) {
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-IDENTITY-HEADER") != "" {
+			got.Add(1)
+		}
+		tokenJSON(w, http.StatusOK, fakeJWT, r.URL.Query().Get("resource"))
+	}))
+	defer srv.Close()
+	for _, k := range []string{"IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("IDENTITY_ENDPOINT", strings.Replace(srv.URL, "127.0.0.1", "0.0.0.0", 1)+"/msi/token")
+	t.Setenv("IDENTITY_HEADER", "plain-http-secret")
+	c := newMICache(t, nil)
+	_, err := c.GetToken(context.Background(), opts(uniqueScope("plain")))
+	if err == nil || !strings.Contains(err.Error(), "IDENTITY_ENDPOINT") {
+		t.Fatalf("err = %v, want a refusal naming IDENTITY_ENDPOINT", err)
+	}
+	if n := got.Load(); n != 0 {
+		t.Fatalf("the endpoint received X-IDENTITY-HEADER %d time(s) over plain http off loopback", n)
+	}
+}

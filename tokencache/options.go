@@ -64,7 +64,9 @@ type Options struct {
 	Timeout time.Duration
 
 	// InvalidateInterval is the minimum time between two forced refreshes of the
-	// same entry through [Cache.Invalidate]. Default: 30s.
+	// same entry through [Cache.Invalidate], and between two new claims
+	// values (claims challenges) fetched for the same scopes (see
+	// [errClaimsRateLimited]). Default: 30s.
 	InvalidateInterval time.Duration
 
 	// InitialBackoff is the delay after a failed credential call (foreground

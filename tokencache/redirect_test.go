@@ -213,3 +213,95 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// TestTransportRedirectOriginForms: the origin check on every spelling a
+// hostile Location can take (adversarial review). Another host name or
+// address for the same loopback machine is another origin; user info is
+// refused; only a same-origin hop (relative or absolute) carries the token.
+func TestTransportRedirectOriginForms(t *testing.T) {
+	tests := []struct {
+		name     string
+		location func(callee *url.URL) string
+		followed bool
+	}{
+		{"relative path", func(*url.URL) string { return "/same" }, true},
+		{"absolute, same origin", func(u *url.URL) string { return u.String() + "/same" }, true},
+		{"scheme-relative, same origin", func(u *url.URL) string { return "//" + u.Host + "/same" }, true},
+		{"scheme-relative, localhost", func(u *url.URL) string { return "//localhost:" + u.Port() + "/same" }, false},
+		{"IPv6 loopback for 127.0.0.1", func(u *url.URL) string { return "http://[::1]:" + u.Port() + "/same" }, false},
+		{"127.0.0.2", func(u *url.URL) string { return "http://127.0.0.2:" + u.Port() + "/same" }, false},
+		{"user info, same host", func(u *url.URL) string { return "http://user:pw@" + u.Host + "/same" }, false},
+		{"host smuggled as user info", func(u *url.URL) string { return "http://" + u.Host + "@localhost:" + u.Port() + "/same" }, false},
+		{"https on the same host and port", func(u *url.URL) string { return "https://" + u.Host + "/same" }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, _ := transportCache(t)
+			var mu sync.Mutex
+			var sameAuth []string
+			// The other-origin targets reuse this server's port under other names.
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/same" {
+					mu.Lock()
+					sameAuth = append(sameAuth, r.Header.Get("Authorization"))
+					mu.Unlock()
+					return
+				}
+				w.Header().Set("Location", tt.location(mustURL(t, "http://"+r.Host)))
+				w.WriteHeader(http.StatusTemporaryRedirect)
+			}))
+			defer srv.Close()
+			client := &http.Client{Timeout: 10 * time.Second, Transport: c.Transport(scope, nil)}
+			resp, err := client.Post(srv.URL+"/start", "text/plain", strings.NewReader("body"))
+			if resp != nil {
+				_ = resp.Body.Close()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tt.followed {
+				if err != nil || len(sameAuth) != 1 || sameAuth[0] != "Bearer tok-1" {
+					t.Fatalf("same-origin hop: err %v, auth %q", err, sameAuth)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInsecureTransport) || len(sameAuth) != 0 {
+				t.Fatalf("err = %v (want ErrInsecureTransport); the target saw %d request(s)", err, len(sameAuth))
+			}
+		})
+	}
+}
+
+// TestTransportInvalidTokenOnRedirectHop: a 401 invalid_token on a
+// same-origin redirect hop is retried once with a new token, body replayed,
+// and still never leaves the origin.
+func TestTransportInvalidTokenOnRedirectHop(t *testing.T) {
+	c, _, _ := transportCache(t)
+	var mu sync.Mutex
+	var hop []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/hop" {
+			http.Redirect(w, r, "/hop", http.StatusPermanentRedirect)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		hop = append(hop, r.Header.Get("Authorization")+" "+string(b))
+		if len(hop) == 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	defer srv.Close()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: c.Transport(scope, nil)}
+	resp, err := client.Post(srv.URL+"/start", "text/plain", strings.NewReader("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if resp.StatusCode != http.StatusOK || len(hop) != 2 || hop[0] != "Bearer tok-1 payload" || hop[1] != "Bearer tok-2 payload" {
+		t.Fatalf("status %d, hop saw %q", resp.StatusCode, hop)
+	}
+}

@@ -263,6 +263,9 @@ func TestScopeFor(t *testing.T) {
 		{"5e29463d-71df-4e0e-8b8d-5d8b2b6a7c01", "5e29463d-71df-4e0e-8b8d-5d8b2b6a7c01/.default"},
 		{"https://management.azure.com/", "https://management.azure.com/.default"},
 		{"/.default", ""},
+		{".default", ""},
+		{"api://", ""},
+		{"api:/", ""},
 		{"//", ""},
 		{"", ""},
 	}

@@ -134,9 +134,10 @@ func (t *telemetry) close() {
 }
 
 // fetched records one credential call for e, started at start and finished
-// now with err (nil on success): the requests counter, the duration histogram
-// and a span (kind client) with the call's times. It never records the token.
-func (c *Cache) fetched(e *entry, background bool, attempt int, start time.Time, err error) {
+// now with err (nil on success), described as ce: the requests counter, the
+// duration histogram and a span (kind client) with the call's times. It never
+// records the token; the span's error message is ce's (redacted, bounded).
+func (c *Cache) fetched(e *entry, background bool, attempt int, start time.Time, err error, ce *credError) {
 	t := c.tel
 	if t == nil {
 		return
@@ -148,7 +149,7 @@ func (c *Cache) fetched(e *entry, background bool, attempt int, start time.Time,
 		kv = append(kv, attribute.String(attrTenant, e.opts.TenantID))
 	}
 	if err != nil {
-		kv = append(kv, attribute.String(attrErrType, credentialErrorType(err)))
+		kv = append(kv, attribute.String(attrErrType, boundedErrorType(err)))
 	}
 	if t.requests.Enabled(ctx) || t.duration.Enabled(ctx) {
 		opt := metric.WithAttributeSet(attribute.NewSet(kv...))
@@ -157,10 +158,33 @@ func (c *Cache) fetched(e *entry, background bool, attempt int, start time.Time,
 	}
 	_, span := t.tracer.Start(ctx, "tokencache get token", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithTimestamp(start), trace.WithAttributes(kv...), trace.WithAttributes(attribute.Int("f2fauth.tokencache.attempt", attempt)))
-	if err != nil && span.IsRecording() {
-		span.SetStatus(codes.Error, err.Error())
+	if ce != nil && span.IsRecording() {
+		span.SetStatus(codes.Error, ce.msg)
 	}
 	span.End()
+}
+
+// boundedErrorType is credentialErrorType read as describeError reads an
+// error: in its own goroutine, within describeTimeout, a panic recovered, so
+// an error whose methods block or panic cannot wedge the fetch ("credential").
+func boundedErrorType(err error) string {
+	out := make(chan string, 1)
+	go func() {
+		defer func() {
+			if recover() != nil {
+				out <- "credential"
+			}
+		}()
+		out <- credentialErrorType(err)
+	}()
+	t := time.NewTimer(describeTimeout)
+	defer t.Stop()
+	select {
+	case s := <-out:
+		return s
+	case <-t.C:
+		return "credential"
+	}
 }
 
 // credentialErrorType is the error.type of a failed credential call: the HTTP

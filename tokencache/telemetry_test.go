@@ -180,3 +180,38 @@ func TestCredentialErrorType(t *testing.T) {
 		})
 	}
 }
+
+// A credential error whose methods block or panic cannot wedge a fetch
+// through its telemetry either: the failure is still counted (error.type
+// "credential") and the span's message is the cache's own description.
+func TestTelemetryHostileCredentialError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  func(release chan struct{}) error
+	}{
+		{"Error blocks", func(r chan struct{}) error { return blockingError{r} }},
+		{"Unwrap panics", func(chan struct{}) error { return panickingUnwrap{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reader := sdkmetric.NewManualReader()
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			release := make(chan struct{})
+			defer close(release)
+			cred := &fakeCred{}
+			cred.set(func(context.Context, int64, policyOpts) (accessToken, error) { return accessToken{}, tc.err(release) })
+			c := newTestCache(t, cred, newFakeClock(), func(o *Options) { o.MeterProvider, o.TracerProvider = mp, tp })
+			if _, err := c.GetToken(context.Background(), opts("api://hostile")); !errors.Is(err, ErrNoToken) {
+				t.Fatalf("err = %v, want ErrNoToken", err)
+			}
+			if got := sumPoints(t, collectMetrics(t, reader)[MetricRequests], attrErrType+"=credential"); got != 1 {
+				t.Errorf("failed requests with error.type=credential: %d, want 1", got)
+			}
+			spans := rec.Ended()
+			if len(spans) != 1 || spans[0].Status().Code != codes.Error || !strings.Contains(spans[0].Status().Description, "api://hostile") {
+				t.Errorf("spans %v", spans)
+			}
+		})
+	}
+}
