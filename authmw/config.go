@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for Config fields left zero.
@@ -61,6 +64,14 @@ type Config struct {
 	Realm string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// MeterProvider receives authmw's metrics (decisions, verification latency,
+	// key fetches, keys loaded; see docs/observability.md). Default:
+	// otel.GetMeterProvider(), a no-op until the application installs an SDK.
+	MeterProvider metric.MeterProvider
+	// TracerProvider makes the spans of discovery and JWKS fetches. Default:
+	// otel.GetTracerProvider(). Decisions are events on the span already in the
+	// request's context, whatever this says.
+	TracerProvider trace.TracerProvider
 
 	// shortIntervals lets the package's own tests use intervals below the
 	// bounds that keep each guarantee (see durationRanges).

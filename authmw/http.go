@@ -37,6 +37,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 // Incoming X-MS-CLIENT-PRINCIPAL* headers are removed from r either way.
 func (m *Middleware) Check(w http.ResponseWriter, r *http.Request) (*http.Request, error) {
 	p, err := m.authenticate(r)
+	m.recordDecision(r, p, err) // OpenTelemetry (telemetry.go)
 	if err != nil {
 		m.writeDenial(w, r, err)
 		return r, err

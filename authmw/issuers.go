@@ -102,7 +102,7 @@ func (m *Middleware) discoverLoop(spec *issuerSpec) {
 	defer m.wg.Done()
 	backoff := retry.Backoff{Initial: discoveryRetryMin, Max: discoveryRetryMax}
 	for failures := 1; ; failures++ {
-		err := m.discover(spec)
+		err := m.fetched(docDiscovery, spec.base, time.Now(), m.discover(spec)) // OpenTelemetry (telemetry.go): times and records discover
 		if m.ctx.Err() != nil {
 			return // closed: the failure is ours, not the issuer's
 		}
@@ -184,7 +184,8 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 			RefreshInterval:    m.cfg.KeyRefreshInterval,
 			Now:                m.cfg.Now,
 			Logger:             m.cfg.Logger,
-			RequireKID:         entra, // Entra always sends kid
+			RequireKID:         entra,                                                                            // Entra always sends kid
+			OnFetch:            func(start time.Time, err error) { m.fetched(docJWKS, meta.Issuer, start, err) }, // OpenTelemetry
 		})
 		if err != nil {
 			return permanent("%v", err)

@@ -25,6 +25,7 @@ type Middleware struct {
 	routes atomic.Pointer[routeTable]
 	cache  *tokenCache
 	log    *slog.Logger // cfg.Logger, or a discarding one
+	tel    *telemetry   // OpenTelemetry instruments (telemetry.go)
 	issKey string       // issuer settings, fixed for the Middleware's life
 
 	ctx    context.Context // background work; cancelled by Close
@@ -110,6 +111,7 @@ func New(ctx context.Context, cfg Config) (*Middleware, error) {
 		discovered: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	m.tel = newTelemetry(m, cfg)
 	m.state.Store(newPolicyState(cp, 0))
 	m.routes.Store(&routeTable{byIss: map[string]*route{}, pending: len(m.specs)})
 	if len(m.specs) == 0 {
@@ -177,6 +179,7 @@ func (m *Middleware) Close() error {
 	sets := slices.Collect(maps.Values(m.keySets))
 	m.mu.Unlock()
 	m.wg.Wait()
+	m.tel.close()
 	for _, ks := range sets {
 		ks.Close()
 	}

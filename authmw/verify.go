@@ -36,14 +36,17 @@ func (m *Middleware) verify(ctx context.Context, raw string, st *policyState) (*
 		return nil, false, invalid(ReasonMalformedToken, fmt.Sprintf("token of %d bytes exceeds %d", len(raw), maxTokenBytes), nil)
 	}
 	now := m.cfg.Now()
+	t0 := m.tel.verifyStart(ctx) // OpenTelemetry (telemetry.go)
 
 	// Fast path: a token verified before, under this policy, still valid, whose
 	// key is still published with the same material.
 	if p := m.cache.lookup(raw, st.gen, now); p != nil {
+		m.tel.verified(ctx, t0, true, nil) // OpenTelemetry
 		return p, true, nil
 	}
 
 	p, deadline, keys, key, err := m.verifySlow(ctx, raw, st, now)
+	m.tel.verified(ctx, t0, false, err) // OpenTelemetry
 	if err != nil {
 		return nil, false, err
 	}

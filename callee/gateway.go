@@ -253,6 +253,7 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 	// Only the verified token speaks for the caller: drop every identity header
 	// the client sent, in every spelling, then set the ones authmw built.
 	authmw.StripIdentityHeaders(h)
+	injectTrace(pr.Out.Context(), h) // OpenTelemetry (telemetry.go): the upstream continues the callee's span
 	if pr.Out.Trailer != nil {
 		authmw.StripIdentityHeaders(pr.Out.Trailer)
 	}

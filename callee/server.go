@@ -21,6 +21,7 @@ import (
 	"github.com/f2fauth/f2fauth/authmw"
 	"github.com/f2fauth/f2fauth/authmw/echomw"
 	"github.com/f2fauth/f2fauth/internal/customhandler"
+	"github.com/f2fauth/f2fauth/internal/otelsetup"
 )
 
 // Routes the callee serves. ReadyPath is the Functions host's readiness probe and is
@@ -108,6 +109,7 @@ func NewServer(ctx context.Context, lookup func(string) (string, bool), logger *
 	if logger == nil {
 		logger = NewLogger(os.Stderr, level)
 	}
+	logger = otelsetup.WithTraceIDs(logger) // OpenTelemetry: trace_id/span_id on records made with a request's context
 	// Every setting is checked before anything starts: a configuration error is
 	// reported alone, never after background discovery has begun.
 	cfg, err := authmw.ConfigFromEnv(lookup)
@@ -136,6 +138,7 @@ func NewServer(ctx context.Context, lookup func(string) (string, bool), logger *
 		logger.Info("callee: gateway mode", "upstream", gwCfg.Upstream.Redacted(), "timeout", gwCfg.Timeout.String(),
 			"pass_authorization", gwCfg.PassAuthorization, "trust_forwarded_headers", gwCfg.TrustForwarded)
 	}
+	s.handler = traceServer(s.handler) // OpenTelemetry (telemetry.go): continue the caller's trace
 	return s, nil
 }
 
@@ -263,6 +266,11 @@ func (s *Server) Close() error {
 func Run(ctx context.Context, lookup func(string) (string, bool), logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	tel, err := otelsetup.Setup(ctx, lookup, otelsetup.Options{ServiceName: "f2fauth-callee"}) // OpenTelemetry
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
 	s, err := NewServer(ctx, lookup, logger)
 	if err != nil {
 		return err
@@ -307,8 +315,8 @@ func (s *Server) exclusive(c echo.Context) error {
 	}
 	// authmw's audit record already names the caller (AUTHMW_AUDIT_ALLOWED); a second
 	// line on every request would cost more than the verification.
-	if s.logger.Enabled(c.Request().Context(), slog.LevelDebug) {
-		s.logger.Debug("callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
+	if ctx := c.Request().Context(); s.logger.Enabled(ctx, slog.LevelDebug) {
+		s.logger.DebugContext(ctx, "callee: exclusive function called", "appid", p.AppID, "oid", p.ObjectID, "tid", p.TenantID, "kid", p.KeyID)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return s.bodies.write(c, p, &CallerInfo{

@@ -16,6 +16,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/f2fauth/f2fauth/internal/netrule"
 	"github.com/f2fauth/f2fauth/internal/retry"
@@ -57,6 +59,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Cache tunes the token cache; nil means tokencache defaults.
 	Cache *tokencache.Options
+	// MeterProvider receives the token cache's metrics (unless Cache names
+	// one); default otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// TracerProvider makes the timer run's span and the callee requests'
+	// spans (and the token cache's, unless Cache names one); default
+	// otel.GetTracerProvider(). When it makes no span IDs (no SDK installed), a
+	// private SDK provider without exporter does, so every request to the
+	// callee carries a valid W3C traceparent.
+	TracerProvider trace.TracerProvider
 }
 
 // Caller calls the callee with a cached managed-identity token. One Caller (and so one
@@ -69,6 +80,7 @@ type Caller struct {
 	logger *slog.Logger
 	server serverLimits
 	vault  *SecretReader // nil without CALLER_KEYVAULT_URL; reads through cache
+	tel    *telemetry    // OpenTelemetry (telemetry.go)
 }
 
 // New validates cfg and returns a Caller. It builds the credential (unless opts gives
@@ -99,6 +111,7 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 	if o.Cache != nil {
 		copts = *o.Cache
 	}
+	o.withTelemetryDefaults(&copts) // OpenTelemetry (telemetry.go)
 	if copts.Logger == nil {
 		copts.Logger = o.Logger
 	}
@@ -118,6 +131,7 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 		cache.Close()
 		return nil, err
 	}
+	tel := newTelemetry(o.TracerProvider) // OpenTelemetry (telemetry.go)
 	return &Caller{
 		vault:  vault,
 		cfg:    cfg,
@@ -128,13 +142,15 @@ func New(cfg Config, opts *Options) (*Caller, error) {
 			// A backstop only: each run's context ends at cfg.Timeout first.
 			Timeout: cfg.Timeout + time.Second,
 			// netrule checks every hop (https, or http to loopback) under the bearer
-			// transport, which checks it too.
-			Transport: cache.Transport(scope, netrule.Transport(base)),
+			// transport, which checks it too. OpenTelemetry: outermost, a span and
+			// the traceparent per request (telemetry.go).
+			Transport: tel.transport(cache.Transport(scope, netrule.Transport(base))),
 			// Never follow redirects: the bearer transport would send the token to
 			// wherever the callee points.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		logger: o.Logger,
+		tel:    tel,
 	}, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/f2fauth/f2fauth/internal/otelsetup"
 )
 
 // Limits of the invocation listener. The Functions host posts a small JSON body over
@@ -64,7 +66,7 @@ func (c *Caller) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "function": FunctionName})
 	})
-	mux.HandleFunc("POST /"+FunctionName, c.serveInvocation)
+	mux.HandleFunc("POST /"+FunctionName, c.tel.traceInvocation(c.serveInvocation)) // OpenTelemetry: the run is a span
 	return mux
 }
 
@@ -190,6 +192,11 @@ func runProgram(ctx context.Context, getenv func(string) string, logger *slog.Lo
 	if err != nil {
 		return err
 	}
+	tel, err := otelsetup.Setup(ctx, otelsetup.Getenv(getenv), otelsetup.Options{ServiceName: "f2fauth-caller", AlwaysTrace: true}) // OpenTelemetry
+	if err != nil {
+		return fmt.Errorf("caller: %w", err)
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
 	if logger == nil {
 		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}

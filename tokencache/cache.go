@@ -53,6 +53,8 @@ type Cache struct {
 	failures  atomic.Uint64
 
 	claimsAt map[string]time.Time // under mu: scopes key -> last new claims entry (cache clock)
+
+	tel *telemetry // OpenTelemetry instruments (telemetry.go)
 }
 
 // tokenState is an immutable snapshot of an entry's token, swapped atomically.
@@ -109,6 +111,7 @@ func New(cred azcore.TokenCredential, opts *Options) (*Cache, error) {
 	c := &Cache{cred: cred, cfg: cfg}
 	c.life, c.cancel = context.WithCancel(context.Background())
 	c.swept = cfg.now()
+	c.tel = newTelemetry(c, opts) // OpenTelemetry (telemetry.go)
 	return c, nil
 }
 
@@ -440,6 +443,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background, forced bool) 
 		log.LogAttrs(c.life, slog.LevelDebug, "tokencache: refresh started",
 			slog.String("scope", e.label), slog.Int("attempt", attempt), slog.Bool("background", background))
 	}
+	started := time.Now() // OpenTelemetry: the credential call's start
 	ctx, cancel := context.WithTimeout(c.life, c.cfg.timeout)
 	if forced {
 		ctx = withForcedRefresh(ctx)
@@ -491,6 +495,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background, forced bool) 
 	if err != nil {
 		ce, throttle = describeError(e.label, err)
 	}
+	c.fetched(e, background, attempt, started, err, ce) // OpenTelemetry (telemetry.go)
 
 	e.mu.Lock()
 	var delay time.Duration
@@ -897,6 +902,7 @@ func (c *Cache) Close() error {
 	})
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.tel.close() // OpenTelemetry
 	return nil
 }
 

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Default values used when the corresponding [Options] field is zero.
@@ -80,6 +83,15 @@ type Options struct {
 	// Logger receives refresh started/succeeded/failed records (scope, expiry,
 	// attempt; never the token). Default: nil, the cache stays quiet.
 	Logger *slog.Logger
+
+	// MeterProvider receives the cache's metrics (requests to the identity
+	// endpoint, hits, misses, time until expiry; see docs/observability.md).
+	// Default: otel.GetMeterProvider(), a no-op until the application installs
+	// an SDK.
+	MeterProvider metric.MeterProvider
+	// TracerProvider makes one span per credential call. Default:
+	// otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
 
 	// jitter returns a pseudo-random number in [0, 1); it is the jitter source for
 	// refresh points and backoff delays. A value of 0.5 yields the nominal

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/f2fauth/f2fauth/caller"
+	"github.com/f2fauth/f2fauth/internal/otelsetup"
 )
 
 // RoleEnv switches a binary that calls [MaybeRunChild] into a child role.
@@ -78,6 +79,11 @@ func runCallerChild() error {
 	if err != nil {
 		return err
 	}
+	tel, err := otelsetup.Setup(ctx, os.LookupEnv, otelsetup.Options{ServiceName: "f2fauth-caller", AlwaysTrace: true}) // as caller.Run
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
 	c, err := caller.New(cfg, &caller.Options{Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil))})
 	if err != nil {
 		return err

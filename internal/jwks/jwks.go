@@ -152,6 +152,9 @@ type Options struct {
 	// forgery costs one lookup, not one signature check per published key.
 	// Default: false (kid-less tokens are tried against the fitting keys).
 	RequireKID bool
+	// OnFetch, if set, is called after every JWKS fetch with its start time and
+	// error (nil on success), for metrics and traces. It must be fast.
+	OnFetch func(start time.Time, err error)
 }
 
 // algInfo describes what key an accepted algorithm needs.
@@ -242,6 +245,7 @@ type KeySet struct {
 	now          func() time.Time
 	log          *slog.Logger
 	requireKID   bool
+	onFetch      func(time.Time, error)
 
 	keys     atomic.Pointer[keyMap]
 	fetches  atomic.Int64
@@ -298,6 +302,7 @@ func New(ctx context.Context, opts Options) (*KeySet, error) {
 		now:          opts.Now,
 		log:          cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		requireKID:   opts.RequireKID,
+		onFetch:      opts.OnFetch,
 		ready:        make(chan struct{}),
 	}
 	for _, name := range algNames {
@@ -512,7 +517,11 @@ var errRateLimited = errors.New("refetch skipped: unknown-kid interval not elaps
 // doFetch runs the fetch f (owned by the caller), installs the result and
 // signals the waiters.
 func (k *KeySet) doFetch(f *inflight, noCache bool) {
+	start := time.Now()
 	m, err := k.fetch(k.ctx, noCache)
+	if k.onFetch != nil {
+		k.onFetch(start, err)
+	}
 	if err == nil {
 		k.install(m)
 	}
