@@ -52,8 +52,9 @@ type easyAuthPrincipal struct {
 // buildEasyAuth renders the verified claims in Easy Auth's shape: claims in token
 // order, every value a string, list values as repeated entries, oid/tid/sub
 // under their mapped claim types. The claims come from the strict decoder, so
-// no name appears twice: every entry is a claim the policy saw.
-func buildEasyAuth(c *tokenClaims, app string) *easyAuthHeaders {
+// no name appears twice: every entry is a claim the policy saw. -NAME is user
+// (Principal.Name from Policy.UserClaim) when set, else the name claim, else app.
+func buildEasyAuth(c *tokenClaims, app, user string) *easyAuthHeaders {
 	ep := easyAuthPrincipal{AuthTyp: "aad", Claims: []easyAuthClaim{}, NameTyp: easyAuthNameType, RoleTyp: easyAuthRoleType}
 	for _, mb := range c.raw {
 		typ := mb.name
@@ -71,6 +72,9 @@ func buildEasyAuth(c *tokenClaims, app string) *easyAuthHeaders {
 	}
 	b, _ := json.Marshal(ep)
 	name := headerValue(c.Name)
+	if user != "" { // Policy.UserClaim (a Vault role's user_claim) names the principal
+		name = headerValue(user)
+	}
 	if name == "" {
 		name = headerValue(app)
 	}

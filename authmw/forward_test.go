@@ -93,3 +93,26 @@ func TestEasyAuthHeaderValuesAreSendable(t *testing.T) {
 		}
 	}
 }
+
+// With Policy.UserClaim (a Vault role's user_claim), X-MS-CLIENT-PRINCIPAL-NAME
+// names the principal by that claim, as Principal.Name does, not by the token's
+// free-form name claim.
+func TestEasyAuthNameFollowsUserClaim(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Policy.EasyAuthHeaders = true
+		c.Policy.UserClaim = "oid"
+	})
+	c := e.claims(1)
+	c["name"] = "someone-else"
+	var got http.Header
+	h := e.m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	req, _ := http.NewRequest(http.MethodGet, "/api/x", nil)
+	req.Header.Set("Authorization", "Bearer "+e.mint(c))
+	h.ServeHTTP(&discardWriter{h: http.Header{}}, req)
+	if got == nil {
+		t.Fatal("handler not called")
+	}
+	if v := got.Get("X-Ms-Client-Principal-Name"); v != c["oid"] {
+		t.Errorf("X-Ms-Client-Principal-Name = %q, want the user claim %q", v, c["oid"])
+	}
+}

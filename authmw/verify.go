@@ -145,7 +145,7 @@ func (m *Middleware) verifySlow(ctx context.Context, raw string, st *policyState
 		return nil, zero, nil, nokey, e
 	}
 	if st.cp.Policy.EasyAuthHeaders {
-		p.easyAuth = buildEasyAuth(&c, p.AppID)
+		p.easyAuth = buildEasyAuth(&c, p.AppID, p.Name)
 	}
 	return p, deadline, r.keys, key, nil
 }

@@ -247,6 +247,10 @@ var errIdentityUnavailable = errors.New("callee: the verified principal has no E
 // rewrite builds the outbound request. ReverseProxy has already removed hop-by-hop
 // headers (RFC 9110 §7.6.1, including those named in Connection) and the client's
 // Forwarded / X-Forwarded-* headers.
+// routingOverrideHeaders name a path or URL that some application frameworks
+// route by in place of the request line's.
+var routingOverrideHeaders = []string{"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri"}
+
 func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(g.cfg.Upstream)
 	h := pr.Out.Header
@@ -276,6 +280,12 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 	// Authorization (never checked) would reach the application as if it had been.
 	if !g.cfg.PassAuthorization || !verified {
 		h.Del("Authorization")
+	}
+	// Headers some frameworks route by instead of the request line (IIS URL
+	// Rewrite, Symfony, Laminas): the path authmw checked must be the path the
+	// application serves, so a client never chooses another one.
+	for _, k := range routingOverrideHeaders {
+		h.Del(k)
 	}
 	if b := pr.Out.Body; b != nil && b != http.NoBody {
 		pr.Out.Body = &clientBody{ReadCloser: b}

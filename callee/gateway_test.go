@@ -1040,3 +1040,38 @@ func TestGatewayClaimThatIsNoHeaderValue(t *testing.T) {
 		t.Errorf("X-MS-CLIENT-PRINCIPAL-NAME = %q, want the application ID", got)
 	}
 }
+
+// TestGatewayRoutingOverrideHeadersDropped: frameworks that route by
+// X-Original-URL / X-Rewrite-URL (IIS URL Rewrite, Symfony) would serve the
+// path a client names there instead of the excluded one authmw let through.
+func TestGatewayRoutingOverrideHeadersDropped(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	rc, up := startUpstream(t, nil)
+	_, base := serve(t, gatewayEnv(p, up, map[string]string{"AUTHMW_EXCLUDED_PATHS": "/public/*"}))
+	for _, tok := range []string{"", mint(t, p, allowedID, testAudience)} {
+		req, err := http.NewRequest(http.MethodGet, base+"/public/logo.png", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"X-Original-URL", "X-Rewrite-URL", "X-Original-URI"} {
+			req.Header.Set(k, "/api/thing")
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200", resp.StatusCode)
+		}
+		for k, v := range rc.last(t).Header {
+			if slicesContain(v, "/api/thing") {
+				t.Errorf("token %v: %s: %q reached the upstream", tok != "", k, v)
+			}
+		}
+	}
+}
