@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -103,9 +104,9 @@ func stringLiterals(t *testing.T, dir string) []string {
 // cannot go undocumented.
 func settingsInCode(t *testing.T) []string {
 	t.Helper()
-	name := regexp.MustCompile(`^(AUTHMW|CALLER|CALLEE)_[A-Z0-9_]+$`)
+	name := regexp.MustCompile(`^(AUTHMW|CALLER|CALLEE|OTEL)_[A-Z0-9_]+$`)
 	var vars []string
-	for _, dir := range []string{"authmw", "caller", "callee", "internal/customhandler"} {
+	for _, dir := range []string{"authmw", "caller", "callee", "internal/customhandler", "internal/otelsetup"} {
 		for _, s := range stringLiterals(t, dir) {
 			if (name.MatchString(s) || s == "FUNCTIONS_CUSTOMHANDLER_PORT" || s == "PORT" || s == "AZURE_CLIENT_ID") && !slices.Contains(vars, s) {
 				vars = append(vars, s)
@@ -113,7 +114,7 @@ func settingsInCode(t *testing.T) []string {
 		}
 	}
 	// The scan must find what is known to exist, or it proves nothing.
-	for _, must := range []string{"AUTHMW_AUDIENCES", "AUTHMW_CACHE_SIZE", "CALLEE_URL", "CALLER_TIMEOUT", "CALLEE_LISTEN_HOST", "FUNCTIONS_CUSTOMHANDLER_PORT", "PORT", "AZURE_CLIENT_ID"} {
+	for _, must := range []string{"AUTHMW_AUDIENCES", "AUTHMW_CACHE_SIZE", "CALLEE_URL", "CALLER_TIMEOUT", "CALLEE_LISTEN_HOST", "FUNCTIONS_CUSTOMHANDLER_PORT", "PORT", "AZURE_CLIENT_ID", "OTEL_TRACES_EXPORTER"} {
 		if !slices.Contains(vars, must) {
 			t.Fatalf("the source scan did not find %s: fix settingsInCode", must)
 		}
@@ -147,6 +148,90 @@ func TestEverySettingIsDocumentedOnce(t *testing.T) {
 			if rows := tableRows(doc, v); len(rows) > 0 {
 				t.Errorf("%s repeats the settings table row of `%s` (%q): link to %s instead", f, v, rows[0], configDoc)
 			}
+		}
+	}
+}
+
+// section returns the part of doc from the heading line "## name" to the next "## ".
+func section(t *testing.T, doc, name string) string {
+	t.Helper()
+	i := strings.Index(doc, "\n## "+name+"\n")
+	if i < 0 {
+		t.Fatalf("%s has no section %q", configDoc, name)
+	}
+	rest := doc[i+len(name)+5:]
+	if j := strings.Index(rest, "\n## "); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+// exportedFields returns the exported field names of the struct type of v.
+func exportedFields(v any) []string {
+	var out []string
+	for f := range reflect.TypeOf(v).Fields() {
+		if f.IsExported() {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
+// The Go fields docs/configuration.md names exist, and every exported field of
+// authmw.Config, authmw.Policy and tokencache.Options has its row: a removed or
+// renamed option cannot stay documented, nor a new one go undocumented.
+func TestDocumentedGoFieldsMatchCode(t *testing.T) {
+	t.Parallel()
+	doc := readDoc(t, configDoc)
+	code := regexp.MustCompile("`([A-Za-z]+)\\.([A-Za-z]+)`")
+	// authmw: the second cell of the settings table names Config.X or Policy.X.
+	fields := map[string][]string{"Config": exportedFields(authmw.Config{}), "Policy": exportedFields(authmw.Policy{})}
+	documented := map[string]bool{}
+	for _, row := range strings.Split(section(t, doc, "authmw"), "\n") {
+		cells := strings.Split(row, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") && strings.TrimSpace(cells[1]) != "—" {
+			continue
+		}
+		for _, m := range code.FindAllStringSubmatch(cells[2], -1) {
+			have, ok := fields[m[1]]
+			if !ok {
+				continue
+			}
+			if !slices.Contains(have, m[2]) {
+				t.Errorf("%s names `%s.%s`, which authmw does not have", configDoc, m[1], m[2])
+			}
+			documented[m[1]+"."+m[2]] = true
+		}
+	}
+	for typ, names := range fields {
+		for _, n := range names {
+			if typ == "Config" && n == "Policy" {
+				continue // the Policy table itself
+			}
+			if !documented[typ+"."+n] {
+				t.Errorf("%s has no row for authmw's `%s.%s`", configDoc, typ, n)
+			}
+		}
+	}
+	// tokencache: the first cell of the options table names the fields.
+	opts := exportedFields(tokencache.Options{})
+	span := regexp.MustCompile("`([A-Za-z]+)`")
+	seen := map[string]bool{}
+	for _, row := range strings.Split(section(t, doc, "tokencache"), "\n") {
+		cells := strings.Split(row, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		for _, m := range span.FindAllStringSubmatch(cells[1], -1) {
+			if !slices.Contains(opts, m[1]) {
+				t.Errorf("%s documents tokencache option `%s`, which Options does not have", configDoc, m[1])
+			}
+			seen[m[1]] = true
+		}
+	}
+	for _, n := range opts {
+		if !seen[n] {
+			t.Errorf("%s has no row for tokencache's `Options.%s`", configDoc, n)
 		}
 	}
 }
