@@ -236,6 +236,89 @@ func TestDocumentedGoFieldsMatchCode(t *testing.T) {
 	}
 }
 
+// logDirs are the packages whose log records docs/logging.md lists.
+var logDirs = []string{"authmw", "caller", "callee", "tokencache", "internal/jwks", "internal/customhandler", "internal/otelsetup"}
+
+// logMessages returns the constant messages of the slog calls in the non-test Go files
+// of dir (Info/Warn/Error/Debug, their Context forms, Log and LogAttrs).
+func logMessages(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot, filepath.FromSlash(dir), "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgArg := map[string]int{"Info": 0, "Warn": 0, "Error": 0, "Debug": 0,
+		"InfoContext": 1, "WarnContext": 1, "ErrorContext": 1, "DebugContext": 1, "Log": 2, "LogAttrs": 2}
+	var out []string
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			i, ok := msgArg[sel.Sel.Name]
+			if !ok || len(call.Args) <= i {
+				return true
+			}
+			if lit, ok := call.Args[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if m, err := strconv.Unquote(lit.Value); err == nil && strings.Contains(m, " ") {
+					out = append(out, m)
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// Every constant log message is listed in docs/logging.md, and every message the
+// page's tables list is still written by the code.
+func TestEveryLogMessageIsDocumented(t *testing.T) {
+	t.Parallel()
+	const logDoc = "docs/logging.md"
+	doc := readDoc(t, logDoc)
+	var literals []string
+	found := 0
+	for _, dir := range logDirs {
+		for _, m := range logMessages(t, dir) {
+			found++
+			if !strings.Contains(doc, "`"+m+"`") {
+				t.Errorf("%s does not list the log message %q (%s)", logDoc, m, dir)
+			}
+		}
+		literals = append(literals, stringLiterals(t, dir)...)
+	}
+	if found < 20 {
+		t.Fatalf("the source scan found only %d log messages: fix logMessages", found)
+	}
+	first := regexp.MustCompile("^\\| `((?:authmw|callee|caller|jwks|tokencache)[: ][^`]*)`")
+	for _, row := range strings.Split(doc, "\n") {
+		m := first.FindStringSubmatch(row)
+		if m == nil {
+			continue
+		}
+		msg, _, _ := strings.Cut(m[1], "<") // "caller: listening; … scope <scope>"
+		// A message built at run time starts with a literal ("authmw: policy file change "+what+…).
+		if !slices.ContainsFunc(literals, func(l string) bool {
+			return strings.HasPrefix(l, msg) || len(l) > 20 && strings.HasPrefix(msg, l)
+		}) {
+			t.Errorf("%s lists the log message %q, which the code no longer writes", logDoc, m[1])
+		}
+	}
+}
+
 // README.md fits on a few screens and keeps the test command .ci/run executes.
 func TestReadmeIsShort(t *testing.T) {
 	t.Parallel()
