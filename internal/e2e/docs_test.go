@@ -319,6 +319,36 @@ func TestEveryLogMessageIsDocumented(t *testing.T) {
 	}
 }
 
+// Every OpenTelemetry name the code records (instruments, attributes, span events)
+// is in docs/observability.md, and every such name there is still recorded.
+func TestEveryTelemetryNameIsDocumented(t *testing.T) {
+	t.Parallel()
+	const otelDoc = "docs/observability.md"
+	doc := readDoc(t, otelDoc)
+	name := regexp.MustCompile(`^f2fauth\.[a-z_]+(\.[a-z_]+)+$`)
+	var inCode []string
+	for _, dir := range []string{"authmw", "tokencache", "caller", "callee"} {
+		for _, l := range stringLiterals(t, dir) {
+			if name.MatchString(l) && !slices.Contains(inCode, l) {
+				inCode = append(inCode, l)
+			}
+		}
+	}
+	if !slices.Contains(inCode, "f2fauth.authmw.decisions") {
+		t.Fatalf("the source scan did not find f2fauth.authmw.decisions: fix the scan")
+	}
+	for _, n := range inCode {
+		if !strings.Contains(doc, "`"+n+"`") {
+			t.Errorf("%s does not name %s, which the code records", otelDoc, n)
+		}
+	}
+	for _, m := range regexp.MustCompile("`(f2fauth\\.[a-z_.]+)`").FindAllStringSubmatch(doc, -1) {
+		if !slices.Contains(inCode, m[1]) {
+			t.Errorf("%s names %s, which the code no longer records", otelDoc, m[1])
+		}
+	}
+}
+
 // README.md fits on a few screens and keeps the test command .ci/run executes.
 func TestReadmeIsShort(t *testing.T) {
 	t.Parallel()
