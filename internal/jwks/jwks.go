@@ -26,7 +26,8 @@
 //
 // Keys are selected only by the protected header "kid" against keys from the
 // configured JWKS URL. The "jku", "x5u", "x5c" and embedded "jwk" headers are
-// ignored: they are never fetched nor used.
+// ignored: they are never fetched nor used. A published key whose "use" is
+// not "sig", or whose "key_ops" does not include "verify", is skipped.
 //
 // Tokens without a "kid" (never sent by Entra ID, but allowed by RFC 7515 for
 // generic issuers) are tried against every published key whose type and
@@ -47,6 +48,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -556,11 +558,26 @@ func kidsNotIn(a, b *keyMap) []string {
 	return kids
 }
 
-// keyFromJWK turns a parsed JWK into a usable key, or explains why it is
-// skipped.
-func keyFromJWK(jwk *jose.JSONWebKey, allowed []allowedAlg) (*key, error) {
+// keyFromJWK turns a parsed JWK (raw: its JSON) into a usable key, or
+// explains why it is skipped.
+func keyFromJWK(jwk *jose.JSONWebKey, raw []byte, allowed []allowedAlg) (*key, error) {
 	if jwk.Use != "" && jwk.Use != "sig" {
 		return nil, fmt.Errorf("use %q is not \"sig\"", jwk.Use)
+	}
+	// "key_ops" is the other way a JWK restricts its use (RFC 7517 §4.3), and
+	// go-jose does not read it: a key published for encryption or key wrapping
+	// only never verifies a token.
+	var ops struct {
+		KeyOps json.RawMessage `json:"key_ops"`
+	}
+	if err := json.Unmarshal(raw, &ops); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if ops.KeyOps != nil {
+		var list []string
+		if err := json.Unmarshal(ops.KeyOps, &list); err != nil || list != nil && !slices.Contains(list, "verify") {
+			return nil, fmt.Errorf("key_ops %s does not include \"verify\"", truncate(string(ops.KeyOps)))
+		}
 	}
 	if jwk.Algorithm != "" && !slices.ContainsFunc(allowed, func(a allowedAlg) bool { return a.name == jwk.Algorithm }) {
 		return nil, fmt.Errorf("alg %q is not an accepted algorithm", jwk.Algorithm)

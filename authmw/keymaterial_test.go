@@ -1,0 +1,167 @@
+package authmw
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Adversarial review 2: key material an issuer's key set may hold, sent
+// through the real Middleware (generic issuer on loopback, see keySource).
+
+// setRaw publishes the given JWKs as they are.
+func (s *keySource) setRaw(keys ...json.RawMessage) {
+	s.mu.Lock()
+	s.keys = keys
+	s.mu.Unlock()
+}
+
+// withMembers returns jwk with the members of extra added or replaced.
+func withMembers(t *testing.T, jwk json.RawMessage, extra map[string]any) json.RawMessage {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(jwk, &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// pkcs1Forgery signs for a key with public exponent 1: the "signature" is the
+// PKCS #1 v1.5 encoded SHA-256 digest itself (s^1 = EM).
+func pkcs1Forgery(size int) func([]byte) []byte {
+	return func(input []byte) []byte {
+		prefix := []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}
+		d := sha256.Sum256(input)
+		em := make([]byte, size)
+		em[1] = 1
+		ps := size - 3 - len(prefix) - len(d)
+		for i := 2; i < 2+ps; i++ {
+			em[i] = 0xff
+		}
+		copy(em[3+ps:], append(prefix, d[:]...))
+		return em
+	}
+}
+
+func selfSignedDER(t *testing.T, k *rsa.PrivateKey) string {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "attacker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
+}
+
+func TestKeyMaterialEdgeCases(t *testing.T) {
+	key := newRSAKey(t)
+	attacker := getAttackerKey()
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	tests := []struct {
+		name string
+		jwk  json.RawMessage
+		// sign signs the token's input; nil: key's real RS256 signature.
+		sign func([]byte) []byte
+		want int
+	}{
+		{"key_ops verify (control)", withMembers(t, rsaJWK("k1", key), map[string]any{"key_ops": []string{"verify"}}), nil, http.StatusOK},
+		{"key_ops encrypt and wrapKey only (an encryption key)", withMembers(t, rsaJWK("k1", key), map[string]any{"key_ops": []string{"encrypt", "wrapKey"}}), nil, http.StatusUnauthorized},
+		{"key_ops sign only (a private-key operation)", withMembers(t, rsaJWK("k1", key), map[string]any{"key_ops": []string{"sign"}}), nil, http.StatusUnauthorized},
+		{"key_ops a string, not an array", withMembers(t, rsaJWK("k1", key), map[string]any{"key_ops": "encrypt"}), nil, http.StatusUnauthorized},
+		{"key_ops empty", withMembers(t, rsaJWK("k1", key), map[string]any{"key_ops": []string{}}), nil, http.StatusUnauthorized},
+		{"e = 1, signature = the encoded digest", withMembers(t, rsaJWK("k1", key), map[string]any{"e": b64([]byte{1})}), pkcs1Forgery(key.Size()), http.StatusUnauthorized},
+		{"e even", withMembers(t, rsaJWK("k1", key), map[string]any{"e": b64(big.NewInt(65538).Bytes())}), nil, http.StatusUnauthorized},
+		{"e = 2^31+1", withMembers(t, rsaJWK("k1", key), map[string]any{"e": b64(big.NewInt(1<<31 + 1).Bytes())}), nil, http.StatusUnauthorized},
+		{"RSA modulus of 1024 bits", rsaJWK("k1", small), rs256(small), http.StatusUnauthorized},
+		{"modulus with leading zero bytes (same key)", withMembers(t, rsaJWK("k1", key), map[string]any{"n": b64(append([]byte{0, 0}, key.N.Bytes()...))}), nil, http.StatusOK},
+		{"x5c certificate of another key", withMembers(t, rsaJWK("k1", key), map[string]any{"x5c": []string{selfSignedDER(t, attacker)}}), nil, http.StatusUnauthorized},
+		{"kty EC with RSA members", withMembers(t, rsaJWK("k1", key), map[string]any{"kty": "EC"}), nil, http.StatusUnauthorized},
+		{"alg PS256 declared on the key, RS256 token", withMembers(t, rsaJWK("k1", key), map[string]any{"alg": "PS256"}), nil, http.StatusUnauthorized},
+		{"use enc", withMembers(t, rsaJWK("k1", key), map[string]any{"use": "enc"}), nil, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newKeySource(t, false, nil)
+			// A second, ordinary key keeps the set usable when tt.jwk is skipped.
+			src.setRaw(tt.jwk, rsaJWK("other", newRSAKey(t)))
+			e := newKeySourceEnv(t, src.URL, nil)
+			e.waitReady()
+			sign := tt.sign
+			if sign == nil {
+				sign = rs256(key)
+			}
+			now := e.clock.Now().Unix()
+			tok := forge(map[string]any{"alg": "RS256", "typ": "JWT", "kid": "k1"}, map[string]any{
+				"iss": e.iss, "aud": testAudience, "azp": testClientID, "sub": testObjectID, "oid": testObjectID,
+				"ver": "2.0", "iat": now, "nbf": now, "exp": now + 3600,
+			}, sign)
+			e.remember(tok)
+			if r := e.get(tok); r.status != tt.want {
+				t.Fatalf("status %d (%s), want %d", r.status, reasonOf(r), tt.want)
+			}
+		})
+	}
+}
+
+// A forged kid makes the key set refetch; a permanent failure of that refetch
+// (here 404) after the keys loaded must not make a running service unready:
+// the callee exits only on a permanent failure before its first load.
+func TestForgedKidRefetchFailingPermanentlyKeepsReady(t *testing.T) {
+	key := newRSAKey(t)
+	var gone atomic.Bool
+	var src *keySource
+	src = newKeySource(t, false, map[string]http.HandlerFunc{"/keys": func(w http.ResponseWriter, r *http.Request) {
+		if gone.Load() {
+			http.NotFound(w, r)
+			return
+		}
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"keys": src.keys})
+	}})
+	src.setKeys("k1", key)
+	e := newKeySourceEnv(t, src.URL, nil)
+	e.waitReady()
+	good := e.token("k1", key)
+	if r := e.get(good); r.status != http.StatusOK {
+		t.Fatalf("valid token: %d", r.status)
+	}
+	gone.Store(true)
+	if r := e.get(e.token("forged", getAttackerKey())); r.status != http.StatusUnauthorized || reasonOf(r) != ReasonUnknownKey {
+		t.Fatalf("forged kid: %d %q", r.status, reasonOf(r))
+	}
+	if err := e.issuerError(); !errors.Is(err, ErrSourcePermanent) {
+		t.Fatalf("issuer error = %v, want the refetch's permanent failure", err)
+	}
+	if err := e.m.ReadinessError(); err != nil {
+		t.Fatalf("ReadinessError after a failed refetch = %v, want nil (a running service would stop)", err)
+	}
+	if h := e.m.Health(); !h.Ready || h.Issuers[0].Failure != "permanent" {
+		t.Fatalf("health = %+v, want ready with the failure reported", h)
+	}
+	if r := e.get(good); r.status != http.StatusOK {
+		t.Fatalf("valid token after the failed refetch: %d", r.status)
+	}
+}
