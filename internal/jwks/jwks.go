@@ -512,30 +512,35 @@ func (k *KeySet) refreshUnknown(ctx context.Context) error {
 var errRateLimited = errors.New("refetch skipped: unknown-kid interval not elapsed")
 
 // doFetch runs the fetch f (owned by the caller), installs the result and
-// signals the waiters.
+// signals the waiters. The fetch is marked over before anyone is told (f.done,
+// ready): a miss from then on starts a fetch of its own instead of joining
+// this finished one, whose keys may predate the kid.
 func (k *KeySet) doFetch(f *inflight, noCache bool) {
 	m, err := k.fetch(k.ctx, noCache)
+	first := false
 	if err == nil {
-		k.install(m)
+		first = k.install(m)
 	}
-	f.err = err
-	close(f.done) // waiters proceed with the new keys
 	k.mu.Lock()
 	k.cur, k.lastErr = nil, err
 	k.mu.Unlock()
+	f.err = err
+	close(f.done) // waiters proceed with the new keys
+	if first {
+		close(k.ready)
+	}
 }
 
 // install publishes m and logs the keys added, and removed or replaced
 // (other material under the same kid). Cached verifications need no
 // notice: they check [KeySet.Publishes]. Only one fetch runs at a time, so
-// installs never race.
-func (k *KeySet) install(m *keyMap) {
+// installs never race. It reports whether this was the first load.
+func (k *KeySet) install(m *keyMap) (first bool) {
 	old := k.keys.Swap(m)
 	k.loadedAt.Store(time.Now().UnixNano())
 	if old == nil {
-		close(k.ready)
 		k.log.LogAttrs(k.ctx, slog.LevelInfo, "jwks: keys loaded", slog.String("url", k.url), slog.Any("kids", kidsNotIn(m, nil)))
-		return
+		return true
 	}
 	if added := kidsNotIn(m, old); len(added) > 0 {
 		k.log.LogAttrs(k.ctx, slog.LevelInfo, "jwks: keys added", slog.String("url", k.url), slog.Any("kids", added))
@@ -543,6 +548,7 @@ func (k *KeySet) install(m *keyMap) {
 	if removed := kidsNotIn(old, m); len(removed) > 0 {
 		k.log.LogAttrs(k.ctx, slog.LevelWarn, "jwks: keys removed or replaced", slog.String("url", k.url), slog.Any("kids", removed))
 	}
+	return false
 }
 
 // kidsNotIn returns, sorted, the kids of a's keys that b does not publish

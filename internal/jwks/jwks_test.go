@@ -826,3 +826,44 @@ func TestGetErrorBounded(t *testing.T) {
 		})
 	}
 }
+
+// slowLogHandler delays the records whose message is msg (a slow log sink: a
+// fault), widening the moment between a fetch's install and its end.
+type slowLogHandler struct {
+	msg string
+	d   time.Duration
+}
+
+func (h slowLogHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h slowLogHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		time.Sleep(h.d)
+	}
+	return nil
+}
+func (h slowLogHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h slowLogHandler) WithGroup(string) slog.Handler      { return h }
+
+// A kid published just after the keys became ready is fetched by the first
+// token that names it: the miss must not join the fetch that just ended (its
+// keys predate the kid), which left the new key unknown until the next
+// unknown-kid interval, and let a removed key's cached tokens through.
+func TestMissRightAfterLoadStartsItsOwnFetch(t *testing.T) {
+	t.Parallel()
+	keys := keysOnce()
+	srv := newJWKSServer(t, jwksJSON(t, pubJWK(t, keys.k1, "k1", nil)))
+	ks, err := New(context.Background(), Options{URL: srv.URL, Logger: slog.New(slowLogHandler{"jwks: keys loaded", 200 * time.Millisecond})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ks.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ks.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.set(http.StatusOK, jwksJSON(t, pubJWK(t, keys.k1, "k1", nil), pubJWK(t, keys.k2, "k2", nil)))
+	if _, err := ks.VerifySignature(ctx, token(t, keys.k2, "k2")); err != nil {
+		t.Fatalf("token of a key published after the first load: %v (joined the finished fetch?)", err)
+	}
+}
