@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/f2fauth/f2fauth/internal/jwks"
 )
 
 // Adversarial review 2: key material an issuer's key set may hold, sent
@@ -120,6 +122,45 @@ func TestKeyMaterialEdgeCases(t *testing.T) {
 			e.remember(tok)
 			if r := e.get(tok); r.status != tt.want {
 				t.Fatalf("status %d (%s), want %d", r.status, reasonOf(r), tt.want)
+			}
+		})
+	}
+}
+
+// A token without kid is tried against every published key that fits its
+// algorithm, and one naming a kid against every key published under it: a
+// key set of thousands of keys (1 MiB holds about 2,500 RSA or 7,000 EC keys)
+// would make each forged token cost thousands of signature checks. The set
+// keeps at most jwks.MaxKeys usable keys.
+func TestForgedTokenCostBoundedByKeyCount(t *testing.T) {
+	key := newRSAKey(t)
+	for _, kid := range []string{"", "shared"} {
+		t.Run("kid="+kid, func(t *testing.T) {
+			src := newKeySource(t, false, nil)
+			var set []json.RawMessage
+			for i := range 300 {
+				// One modulus, distinct odd exponents: distinct keys, cheap to make.
+				set = append(set, withMembers(t, rsaJWK(kid, key), map[string]any{
+					"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(3 + 2*i)).Bytes())}))
+			}
+			src.setRaw(set...)
+			e := newKeySourceEnv(t, src.URL, nil)
+			e.waitReady()
+			if n := e.m.Health().Issuers[0].Keys; n >= len(set) || n > jwks.MaxKeys {
+				t.Fatalf("key set holds %d keys: a forged token costs %d signature checks (limit %d)", n, n, jwks.MaxKeys)
+			}
+			hdr := map[string]any{"alg": "RS256", "typ": "JWT"}
+			if kid != "" {
+				hdr["kid"] = kid
+			}
+			now := e.clock.Now().Unix()
+			tok := forge(hdr, map[string]any{
+				"iss": e.iss, "aud": testAudience, "azp": testClientID, "sub": testObjectID,
+				"ver": "2.0", "iat": now, "nbf": now, "exp": now + 3600,
+			}, rs256(getAttackerKey()))
+			e.remember(tok)
+			if r := e.get(tok); r.status != http.StatusUnauthorized {
+				t.Fatalf("forged token: %d", r.status)
 			}
 		})
 	}

@@ -114,6 +114,12 @@ const (
 	// MaxResponseBytes bounds the size of a JWKS response; a larger response
 	// is a failed fetch.
 	MaxResponseBytes = 1 << 20
+	// MaxKeys bounds the usable keys taken from one key set, in document
+	// order (the rest are skipped and logged). A token without kid, or naming
+	// a kid published many times, costs one signature check per fitting key:
+	// this bounds that cost (1 MiB holds about 2,500 RSA or 7,000 EC keys).
+	// Issuers publish a handful of keys.
+	MaxKeys = 100
 	// MinRSABits is the smallest RSA modulus accepted in a JWKS; smaller RSA
 	// keys are skipped.
 	MinRSABits = 2048
