@@ -1,6 +1,8 @@
 package jwks
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -865,5 +867,32 @@ func TestMissRightAfterLoadStartsItsOwnFetch(t *testing.T) {
 	srv.set(http.StatusOK, jwksJSON(t, pubJWK(t, keys.k1, "k1", nil), pubJWK(t, keys.k2, "k2", nil)))
 	if _, err := ks.VerifySignature(ctx, token(t, keys.k2, "k2")); err != nil {
 		t.Fatalf("token of a key published after the first load: %v (joined the finished fetch?)", err)
+	}
+}
+
+// A key set served gzip-compressed is decompressed by the transport; the
+// size limit applies to the decompressed body, so a gzip bomb (a few KiB
+// that inflate to 16 MiB) is a too-large response, read no further than
+// the limit, not 16 MiB in memory.
+func TestGzipBombRefused(t *testing.T) {
+	t.Parallel()
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write([]byte(`{"keys":[],"pad":"`))
+	chunk := bytes.Repeat([]byte("a"), 1<<20)
+	for range 16 {
+		zw.Write(chunk)
+	}
+	zw.Write([]byte(`"}`))
+	zw.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(bomb.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	_, err := Get(context.Background(), nil, srv.URL, "application/json", false)
+	if !errors.Is(err, ErrPermanent) || !errors.Is(err, netrule.ErrTooLarge) {
+		t.Fatalf("gzip bomb of %d bytes: err = %v, want a permanent too-large failure", bomb.Len(), err)
 	}
 }
