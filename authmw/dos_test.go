@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // Adversarial review 2: work an unauthenticated request can make the
@@ -38,4 +40,97 @@ func TestForwardedForWalkBounded(t *testing.T) {
 	if huge > small+2 {
 		t.Fatalf("X-Forwarded-For of 100,000 entries: %.0f allocations per request, %.0f for %d entries: the walk is not bounded", huge, small, 2*maxForwardedHops)
 	}
+}
+
+// Requests, policy replacements and key rotations at once (run with -race):
+// a forged token is never allowed, and once SetPolicy returns no request
+// is answered from a result cached under the previous policy.
+func TestConcurrentRequestsReloadsAndRotations(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.UnknownKeyInterval = time.Millisecond })
+	allow := e.m.Policy()
+	deny := allow
+	deny.InsecureAllowAnyCaller = false
+	deny.RequiredRoles = []string{"Nobody.Has.This"}
+	attacker := getAttackerKey()
+	forged := forge(map[string]any{"alg": "RS256", "kid": e.idp.CurrentKID()}, map[string]any(e.claims(2)), rs256(attacker))
+	e.remember(forged)
+	h := e.m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	serve := func(tok string) int {
+		r := httptest.NewRequest(http.MethodGet, "/api/x", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	var toks sync.Map // kid -> token, minted as keys rotate
+	toks.Store(0, e.mint(e.claims(2)))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if serve(forged) == http.StatusOK {
+					t.Error("forged token allowed")
+					return
+				}
+				var tok string
+				toks.Range(func(_, v any) bool { tok = v.(string); return (i+j)%2 == 0 })
+				if c := serve(tok); c != http.StatusOK && c != http.StatusForbidden && c != http.StatusUnauthorized {
+					t.Errorf("status %d", c)
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := range 40 {
+			p := allow
+			if i%2 == 0 {
+				p = deny
+			}
+			if err := e.m.SetPolicy(p); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := range 8 {
+			old := e.idp.CurrentKID()
+			e.idp.RotateKey()
+			if i%2 == 1 {
+				e.idp.RemoveKey(old)
+			}
+			tok := e.mint(e.claims(2))
+			toks.Store(i+1, tok)
+			e.clock.Advance(10 * time.Millisecond)
+			serve(tok) // the new kid makes the key set refetch
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	// After the storm: the last policy denies every token, cached or not.
+	if err := e.m.SetPolicy(deny); err != nil {
+		t.Fatal(err)
+	}
+	toks.Range(func(_, v any) bool {
+		if c := serve(v.(string)); c == http.StatusOK {
+			t.Errorf("token allowed after SetPolicy(deny) returned: %d", c)
+		}
+		return true
+	})
 }
