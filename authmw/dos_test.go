@@ -134,3 +134,40 @@ func TestConcurrentRequestsReloadsAndRotations(t *testing.T) {
 		return true
 	})
 }
+
+// The verified-token cache was bounded in entries only, and an entry grows with
+// its token: an allowed caller presenting many distinct large tokens (16 KiB,
+// Easy Auth headers on: ~45 KiB an entry) filled 10,000 entries with ~450 MB.
+// It is bounded in estimated bytes too (cacheMaxBytes; lowered here so the
+// test mints hundreds of tokens, not thousands).
+func TestTokenCacheBoundedInBytes(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Policy.EasyAuthHeaders = true })
+	const budget = 2 << 20
+	e.m.cache.maxBytes = budget
+	held := func() (n int, bytes int64) {
+		e.m.cache.mu.RLock()
+		defer e.m.cache.mu.RUnlock()
+		for _, g := range []map[string]*cacheEntry{e.m.cache.cur, e.m.cache.old} {
+			for raw := range g {
+				n++
+				bytes += entryCost(raw)
+			}
+		}
+		return n, bytes
+	}
+	var last string
+	for i := range 150 {
+		c := e.claims(2)
+		c["pad"] = strings.Repeat("x", 10_000+i) // distinct large tokens
+		last = e.mint(c)
+		if r := e.get(last); r.status != http.StatusOK {
+			t.Fatalf("token %d: %d", i, r.status)
+		}
+	}
+	if n, bytes := held(); bytes > budget {
+		t.Fatalf("cache holds %d entries, ~%d bytes: more than its %d-byte budget", n, bytes, budget)
+	}
+	if r := e.get(last); r.status != http.StatusOK || !e.lastDecision().Cached {
+		t.Fatal("the newest token is not served from the cache")
+	}
+}
