@@ -11,6 +11,7 @@ import (
 	"errors"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,5 +205,35 @@ func TestForgedKidRefetchFailingPermanentlyKeepsReady(t *testing.T) {
 	}
 	if r := e.get(good); r.status != http.StatusOK {
 		t.Fatalf("valid token after the failed refetch: %d", r.status)
+	}
+}
+
+// A discovery document fetched over https that declares a plain-http jwks_uri
+// on loopback (allowed for http issuers in development) would have the keys
+// fetched from whatever local process listens on that port: refused like a
+// redirect that downgrades the scheme.
+func TestHTTPSDiscoveryWithPlainHTTPJWKSRefused(t *testing.T) {
+	attackerKey := getAttackerKey()
+	var hits atomic.Int64
+	local := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte(`{"keys":[` + string(rsaJWK("k1", attackerKey)) + `]}`))
+	}))
+	defer local.Close()
+	var src *keySource
+	src = newKeySource(t, true, map[string]http.HandlerFunc{"/.well-known/openid-configuration": func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"issuer": src.URL, "jwks_uri": local.URL + "/keys"})
+	}})
+	client := src.Client()
+	client.Timeout = 5 * time.Second
+	e := newKeySourceEnv(t, src.URL, client)
+	if err := e.issuerError(); !errors.Is(err, ErrSourcePermanent) {
+		t.Fatalf("issuer error = %v, want permanent", err)
+	}
+	if r := e.get(e.token("k1", attackerKey)); r.status == http.StatusOK {
+		t.Fatalf("token signed with the plain-http key set's key accepted")
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the plain-http key set was fetched %d times", n)
 	}
 }
