@@ -1,6 +1,7 @@
 package authmw
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -235,5 +236,53 @@ func TestHTTPSDiscoveryWithPlainHTTPJWKSRefused(t *testing.T) {
 	}
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("the plain-http key set was fetched %d times", n)
+	}
+}
+
+// Two trusted issuers publishing the same kid with different keys: a token is
+// verified only with the keys of the issuer its iss names, so one issuer's key
+// never signs for the other.
+func TestKidCollisionBetweenIssuers(t *testing.T) {
+	keyA, keyB := newRSAKey(t), newRSAKey(t)
+	a, b := newKeySource(t, false, nil), newKeySource(t, false, nil)
+	a.setKeys("k1", keyA)
+	b.setKeys("k1", keyB)
+	e := newKeySourceEnv(t, a.URL, nil)
+	// A second Middleware trusting both, served by the same test env.
+	m, err := New(context.Background(), Config{
+		Policy: Policy{Issuers: []string{a.URL, b.URL}, Audiences: []string{testAudience}, AllowedApplications: []string{testClientID}},
+		Now:    e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now().Unix()
+	tok := func(iss string, key *rsa.PrivateKey) string {
+		s := forge(map[string]any{"alg": "RS256", "kid": "k1"}, map[string]any{
+			"iss": iss, "aud": testAudience, "azp": testClientID, "sub": testObjectID,
+			"ver": "2.0", "iat": now, "nbf": now, "exp": now + 3600,
+		}, rs256(key))
+		e.remember(s)
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		tok  string
+		ok   bool
+	}{
+		{"A's token, A's key", tok(a.URL, keyA), true},
+		{"B's token, B's key", tok(b.URL, keyB), true},
+		{"iss B signed with A's key under the shared kid", tok(b.URL, keyA), false},
+		{"iss A signed with B's key under the shared kid", tok(a.URL, keyB), false},
+	} {
+		if _, err := m.Verify(context.Background(), tc.tok); (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok=%v", tc.name, err, tc.ok)
+		}
 	}
 }
