@@ -896,3 +896,29 @@ func TestGzipBombRefused(t *testing.T) {
 		t.Fatalf("gzip bomb of %d bytes: err = %v, want a permanent too-large failure", bomb.Len(), err)
 	}
 }
+
+// EC keys that must never verify: a point not on its curve (invalid-curve
+// attacks), a P-384 key that declares ES256, an EC key that declares an RSA
+// algorithm, and an EC key whose key_ops exclude "verify".
+func TestECKeyEdgeCasesSkipped(t *testing.T) {
+	t.Parallel()
+	keys := keysOnce()
+	one := b64.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	set := []json.RawMessage{
+		json.RawMessage(`{"kty":"EC","kid":"offcurve","crv":"P-256","x":"` + one + `","y":"` + one + `"}`),
+		pubJWK(t, keys.ec384, "p384-declares-es256", map[string]any{"alg": "ES256"}),
+		pubJWK(t, keys.ec256, "ec-declares-rs256", map[string]any{"alg": "RS256"}),
+		pubJWK(t, keys.ec256, "ec-derive-only", map[string]any{"key_ops": []string{"deriveKey"}}),
+		pubJWK(t, keys.ec256, "good", nil),
+	}
+	srv := newJWKSServer(t, jwksJSON(t, set...))
+	ks := newTestKeySet(t, srv, Options{Algorithms: []string{"RS256", "ES256", "ES384"}})
+	if got := ks.KIDs(); !slices.Equal(got, []string{"good"}) {
+		t.Fatalf("KIDs = %v, want [good]", got)
+	}
+	for _, kid := range []string{"offcurve", "p384-declares-es256", "ec-derive-only"} {
+		if _, err := ks.VerifySignature(context.Background(), signJOSE(t, jose.ES256, keys.ec256, kid, `{}`)); err == nil {
+			t.Errorf("token naming %s verified", kid)
+		}
+	}
+}
