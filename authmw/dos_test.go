@@ -28,7 +28,7 @@ func TestForwardedForWalkBounded(t *testing.T) {
 		return r
 	}
 	allocs := func(r *http.Request) float64 {
-		return testing.AllocsPerRun(10, func() {
+		return testing.AllocsPerRun(20, func() {
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
 			if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), string(ReasonClientAddressNotAllowed)) {
@@ -36,8 +36,10 @@ func TestForwardedForWalkBounded(t *testing.T) {
 			}
 		})
 	}
+	// Splitting the whole header costs ~40 more allocations (slice growth);
+	// the margin absorbs other goroutines' allocations counted meanwhile.
 	small, huge := allocs(req(2*maxForwardedHops)), allocs(req(100_000))
-	if huge > small+2 {
+	if huge > small+15 {
 		t.Fatalf("X-Forwarded-For of 100,000 entries: %.0f allocations per request, %.0f for %d entries: the walk is not bounded", huge, small, 2*maxForwardedHops)
 	}
 }
