@@ -17,11 +17,12 @@ type cacheEntry struct {
 }
 
 // tokenCache maps a raw token to its verification result. It is bounded by two
-// generations: entries go into cur; when cur holds half the bound it becomes old
-// and the previous old is dropped whole. A lookup checks cur, then old. This keeps
-// inserts O(1) with no sweeps or tombstones, and holds at most max entries. (A
-// token dropped early is simply verified again.) The key is the token itself, so a
-// hit can never be another token's result.
+// generations: entries go into cur; when cur holds half the bound (entries, or
+// estimated bytes) it becomes old and the previous old is dropped whole. A lookup
+// checks cur, then old. This keeps inserts O(1) with no sweeps or tombstones, and
+// holds at most max entries and maxBytes estimated bytes. (A token dropped early is
+// simply verified again.) The key is the token itself, so a hit can never be another
+// token's result.
 //
 // Invalidation happens in one place, [tokenCache.lookup]: an entry counts only
 // under the policy generation it was verified with ([Middleware.SetPolicy] bumps
@@ -29,14 +30,28 @@ type cacheEntry struct {
 // a key removed, or replaced under the same kid, invalidates its tokens). Stale
 // entries are never served and age out with their generation.
 type tokenCache struct {
-	max int // <= 0: disabled
-	mu  sync.RWMutex
-	cur map[string]*cacheEntry
-	old map[string]*cacheEntry
+	max      int   // <= 0: disabled
+	maxBytes int64 // bound on the estimated bytes of both generations
+	mu       sync.RWMutex
+	cur      map[string]*cacheEntry
+	old      map[string]*cacheEntry
+	curBytes int64 // estimated bytes of cur
 }
 
+// cacheMaxBytes bounds the memory of the verified-token cache: entries alone
+// would not, as an entry grows with its token (a 16 KiB token with Easy Auth
+// headers holds about 45 KiB), so 10,000 distinct large tokens of an allowed
+// caller took some 450 MB. Typical Entra tokens (2-3 KiB) fill the entry bound
+// first.
+const cacheMaxBytes = 128 << 20
+
+// entryCost estimates the heap an entry for raw holds: the token, its payload,
+// the principal's decoded claims and Easy Auth header (measured: about 2.7 times
+// the token), and map overhead.
+func entryCost(raw string) int64 { return 3*int64(len(raw)) + 512 }
+
 func newTokenCache(max int) *tokenCache {
-	c := &tokenCache{max: max}
+	c := &tokenCache{max: max, maxBytes: cacheMaxBytes}
 	if max > 0 {
 		c.cur = make(map[string]*cacheEntry, c.genSize())
 	}
@@ -69,11 +84,16 @@ func (c *tokenCache) put(raw string, e *cacheEntry) {
 	if c.max <= 0 {
 		return
 	}
+	cost := entryCost(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.cur) >= c.genSize() {
+	if len(c.cur) >= c.genSize() || c.curBytes+cost > c.maxBytes/2 {
 		c.old = c.cur
 		c.cur = make(map[string]*cacheEntry, c.genSize())
+		c.curBytes = 0
+	}
+	if _, ok := c.cur[raw]; !ok {
+		c.curBytes += cost
 	}
 	c.cur[raw] = e
 }

@@ -48,7 +48,8 @@ type Config struct {
 	// an unknown kid; default DefaultUnknownKeyInterval (30 s).
 	UnknownKeyInterval time.Duration
 	// CacheSize bounds the verified-token cache (entries); default DefaultCacheSize.
-	// A negative value disables the cache; at most MaxCacheSize.
+	// A negative value disables the cache; at most MaxCacheSize. Whatever the size,
+	// the cache also holds at most about 128 MiB (large tokens count more).
 	CacheSize int
 	// Logger receives the audit records of decisions (see AuditAllowed) and operational
 	// events. Default: no logging.

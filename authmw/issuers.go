@@ -163,6 +163,12 @@ func (m *Middleware) discover(spec *issuerSpec) error {
 			return permanent("%s %q declared by discovery: %v", u.name, netrule.Excerpt([]byte(u.v)), err)
 		}
 	}
+	// Like a redirect, the declared jwks_uri may not downgrade the scheme: keys
+	// named by a document fetched over https are fetched over https, even on
+	// loopback (where any local process may listen on a port).
+	if strings.HasPrefix(strings.ToLower(spec.base), "https:") && !strings.HasPrefix(strings.ToLower(meta.JWKSURI), "https:") {
+		return permanent("jwks_uri %q declared by discovery over https is not https", netrule.Excerpt([]byte(meta.JWKSURI)))
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -860,27 +860,33 @@ func clientAddress(r *http.Request, proxies []netip.Prefix) (netip.Addr, string)
 	if !prefixesContain(proxies, peer) {
 		return peer, ""
 	}
-	var entries []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		for e := range strings.SplitSeq(v, ",") {
-			entries = append(entries, e)
-		}
-	}
-	if len(entries) == 0 {
+	// Walked from the right, entry by entry, never splitting more than the
+	// hops examined: the header may hold hundreds of thousands of entries.
+	vals := r.Header.Values("X-Forwarded-For")
+	if len(vals) == 0 {
 		return netip.Addr{}, fmt.Sprintf("trusted proxy %s sent no X-Forwarded-For", peer)
 	}
-	addr := peer
-	for i, hops := len(entries)-1, 0; i >= 0; i, hops = i-1, hops+1 {
-		if hops >= maxForwardedHops {
-			return netip.Addr{}, fmt.Sprintf("X-Forwarded-For has more than %d trusted hops", maxForwardedHops)
-		}
-		a, ok := parseHostAddr(strings.TrimSpace(entries[i]))
-		if !ok {
-			return netip.Addr{}, fmt.Sprintf("X-Forwarded-For entry %q is not an IP address", truncate(strings.TrimSpace(entries[i])))
-		}
-		addr = a
-		if !prefixesContain(proxies, a) {
-			return a, ""
+	addr, hops := peer, 0
+	for i := len(vals) - 1; i >= 0; i-- {
+		for v := vals[i]; ; hops++ {
+			if hops >= maxForwardedHops {
+				return netip.Addr{}, fmt.Sprintf("X-Forwarded-For has more than %d trusted hops", maxForwardedHops)
+			}
+			comma := strings.LastIndexByte(v, ',')
+			entry := strings.TrimSpace(v[comma+1:])
+			a, ok := parseHostAddr(entry)
+			if !ok {
+				return netip.Addr{}, fmt.Sprintf("X-Forwarded-For entry %q is not an IP address", truncate(entry))
+			}
+			addr = a
+			if !prefixesContain(proxies, a) {
+				return a, ""
+			}
+			if comma < 0 {
+				hops++
+				break
+			}
+			v = v[:comma]
 		}
 	}
 	return addr, ""

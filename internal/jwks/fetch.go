@@ -118,7 +118,12 @@ func (k *KeySet) parse(ctx context.Context, body []byte) (*keyMap, error) {
 				slog.String("url", k.url), slog.Int("index", i), slog.String("kid", peekKID(rk)), slog.Any("error", err))
 			continue
 		}
-		key, err := keyFromJWK(&jwk, k.algs)
+		if len(m.all) == MaxKeys {
+			k.log.LogAttrs(ctx, slog.LevelWarn, "jwks: skipping keys beyond the limit",
+				slog.String("url", k.url), slog.Int("from_index", i), slog.Int("limit", MaxKeys))
+			break
+		}
+		key, err := keyFromJWK(&jwk, rk, k.algs)
 		if err != nil {
 			k.log.LogAttrs(ctx, slog.LevelWarn, "jwks: skipping unusable key",
 				slog.String("url", k.url), slog.Int("index", i), slog.String("kid", truncate(jwk.KeyID)), slog.String("reason", err.Error()))

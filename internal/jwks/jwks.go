@@ -26,7 +26,8 @@
 //
 // Keys are selected only by the protected header "kid" against keys from the
 // configured JWKS URL. The "jku", "x5u", "x5c" and embedded "jwk" headers are
-// ignored: they are never fetched nor used.
+// ignored: they are never fetched nor used. A published key whose "use" is
+// not "sig", or whose "key_ops" does not include "verify", is skipped.
 //
 // Tokens without a "kid" (never sent by Entra ID, but allowed by RFC 7515 for
 // generic issuers) are tried against every published key whose type and
@@ -47,6 +48,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,6 +114,12 @@ const (
 	// MaxResponseBytes bounds the size of a JWKS response; a larger response
 	// is a failed fetch.
 	MaxResponseBytes = 1 << 20
+	// MaxKeys bounds the usable keys taken from one key set, in document
+	// order (the rest are skipped and logged). A token without kid, or naming
+	// a kid published many times, costs one signature check per fitting key:
+	// this bounds that cost (1 MiB holds about 2,500 RSA or 7,000 EC keys).
+	// Issuers publish a handful of keys.
+	MaxKeys = 100
 	// MinRSABits is the smallest RSA modulus accepted in a JWKS; smaller RSA
 	// keys are skipped.
 	MinRSABits = 2048
@@ -515,34 +523,39 @@ func (k *KeySet) refreshUnknown(ctx context.Context) error {
 var errRateLimited = errors.New("refetch skipped: unknown-kid interval not elapsed")
 
 // doFetch runs the fetch f (owned by the caller), installs the result and
-// signals the waiters.
+// signals the waiters. The fetch is marked over before anyone is told (f.done,
+// ready): a miss from then on starts a fetch of its own instead of joining
+// this finished one, whose keys may predate the kid.
 func (k *KeySet) doFetch(f *inflight, noCache bool) {
 	start := time.Now()
 	m, err := k.fetch(k.ctx, noCache)
 	if k.onFetch != nil {
 		k.onFetch(start, err)
 	}
+	first := false
 	if err == nil {
-		k.install(m)
+		first = k.install(m)
 	}
-	f.err = err
-	close(f.done) // waiters proceed with the new keys
 	k.mu.Lock()
 	k.cur, k.lastErr = nil, err
 	k.mu.Unlock()
+	f.err = err
+	close(f.done) // waiters proceed with the new keys
+	if first {
+		close(k.ready)
+	}
 }
 
 // install publishes m and logs the keys added, and removed or replaced
 // (other material under the same kid). Cached verifications need no
 // notice: they check [KeySet.Publishes]. Only one fetch runs at a time, so
-// installs never race.
-func (k *KeySet) install(m *keyMap) {
+// installs never race. It reports whether this was the first load.
+func (k *KeySet) install(m *keyMap) (first bool) {
 	old := k.keys.Swap(m)
 	k.loadedAt.Store(time.Now().UnixNano())
 	if old == nil {
-		close(k.ready)
 		k.log.LogAttrs(k.ctx, slog.LevelInfo, "jwks: keys loaded", slog.String("url", k.url), slog.Any("kids", kidsNotIn(m, nil)))
-		return
+		return true
 	}
 	if added := kidsNotIn(m, old); len(added) > 0 {
 		k.log.LogAttrs(k.ctx, slog.LevelInfo, "jwks: keys added", slog.String("url", k.url), slog.Any("kids", added))
@@ -550,6 +563,7 @@ func (k *KeySet) install(m *keyMap) {
 	if removed := kidsNotIn(old, m); len(removed) > 0 {
 		k.log.LogAttrs(k.ctx, slog.LevelWarn, "jwks: keys removed or replaced", slog.String("url", k.url), slog.Any("kids", removed))
 	}
+	return false
 }
 
 // kidsNotIn returns, sorted, the kids of a's keys that b does not publish
@@ -565,11 +579,26 @@ func kidsNotIn(a, b *keyMap) []string {
 	return kids
 }
 
-// keyFromJWK turns a parsed JWK into a usable key, or explains why it is
-// skipped.
-func keyFromJWK(jwk *jose.JSONWebKey, allowed []allowedAlg) (*key, error) {
+// keyFromJWK turns a parsed JWK (raw: its JSON) into a usable key, or
+// explains why it is skipped.
+func keyFromJWK(jwk *jose.JSONWebKey, raw []byte, allowed []allowedAlg) (*key, error) {
 	if jwk.Use != "" && jwk.Use != "sig" {
 		return nil, fmt.Errorf("use %q is not \"sig\"", jwk.Use)
+	}
+	// "key_ops" is the other way a JWK restricts its use (RFC 7517 §4.3), and
+	// go-jose does not read it: a key published for encryption or key wrapping
+	// only never verifies a token.
+	var ops struct {
+		KeyOps json.RawMessage `json:"key_ops"`
+	}
+	if err := json.Unmarshal(raw, &ops); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if ops.KeyOps != nil {
+		var list []string
+		if err := json.Unmarshal(ops.KeyOps, &list); err != nil || list != nil && !slices.Contains(list, "verify") {
+			return nil, fmt.Errorf("key_ops %s does not include \"verify\"", truncate(string(ops.KeyOps)))
+		}
 	}
 	if jwk.Algorithm != "" && !slices.ContainsFunc(allowed, func(a allowedAlg) bool { return a.name == jwk.Algorithm }) {
 		return nil, fmt.Errorf("alg %q is not an accepted algorithm", jwk.Algorithm)

@@ -1,6 +1,8 @@
 package jwks
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -824,5 +826,99 @@ func TestGetErrorBounded(t *testing.T) {
 				t.Fatalf("error of %d bytes quotes the server's text: %.300s…", n, err.Error())
 			}
 		})
+	}
+}
+
+// slowLogHandler delays the records whose message is msg (a slow log sink: a
+// fault), widening the moment between a fetch's install and its end.
+type slowLogHandler struct {
+	msg string
+	d   time.Duration
+}
+
+func (h slowLogHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h slowLogHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		time.Sleep(h.d)
+	}
+	return nil
+}
+func (h slowLogHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h slowLogHandler) WithGroup(string) slog.Handler      { return h }
+
+// A kid published just after the keys became ready is fetched by the first
+// token that names it: the miss must not join the fetch that just ended (its
+// keys predate the kid), which left the new key unknown until the next
+// unknown-kid interval, and let a removed key's cached tokens through.
+func TestMissRightAfterLoadStartsItsOwnFetch(t *testing.T) {
+	t.Parallel()
+	keys := keysOnce()
+	srv := newJWKSServer(t, jwksJSON(t, pubJWK(t, keys.k1, "k1", nil)))
+	ks, err := New(context.Background(), Options{URL: srv.URL, Logger: slog.New(slowLogHandler{"jwks: keys loaded", 200 * time.Millisecond})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ks.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ks.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.set(http.StatusOK, jwksJSON(t, pubJWK(t, keys.k1, "k1", nil), pubJWK(t, keys.k2, "k2", nil)))
+	if _, err := ks.VerifySignature(ctx, token(t, keys.k2, "k2")); err != nil {
+		t.Fatalf("token of a key published after the first load: %v (joined the finished fetch?)", err)
+	}
+}
+
+// A key set served gzip-compressed is decompressed by the transport; the
+// size limit applies to the decompressed body, so a gzip bomb (a few KiB
+// that inflate to 16 MiB) is a too-large response, read no further than
+// the limit, not 16 MiB in memory.
+func TestGzipBombRefused(t *testing.T) {
+	t.Parallel()
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write([]byte(`{"keys":[],"pad":"`))
+	chunk := bytes.Repeat([]byte("a"), 1<<20)
+	for range 16 {
+		zw.Write(chunk)
+	}
+	zw.Write([]byte(`"}`))
+	zw.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(bomb.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	_, err := Get(context.Background(), nil, srv.URL, "application/json", false)
+	if !errors.Is(err, ErrPermanent) || !errors.Is(err, netrule.ErrTooLarge) {
+		t.Fatalf("gzip bomb of %d bytes: err = %v, want a permanent too-large failure", bomb.Len(), err)
+	}
+}
+
+// EC keys that must never verify: a point not on its curve (invalid-curve
+// attacks), a P-384 key that declares ES256, an EC key that declares an RSA
+// algorithm, and an EC key whose key_ops exclude "verify".
+func TestECKeyEdgeCasesSkipped(t *testing.T) {
+	t.Parallel()
+	keys := keysOnce()
+	one := b64.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	set := []json.RawMessage{
+		json.RawMessage(`{"kty":"EC","kid":"offcurve","crv":"P-256","x":"` + one + `","y":"` + one + `"}`),
+		pubJWK(t, keys.ec384, "p384-declares-es256", map[string]any{"alg": "ES256"}),
+		pubJWK(t, keys.ec256, "ec-declares-rs256", map[string]any{"alg": "RS256"}),
+		pubJWK(t, keys.ec256, "ec-derive-only", map[string]any{"key_ops": []string{"deriveKey"}}),
+		pubJWK(t, keys.ec256, "good", nil),
+	}
+	srv := newJWKSServer(t, jwksJSON(t, set...))
+	ks := newTestKeySet(t, srv, Options{Algorithms: []string{"RS256", "ES256", "ES384"}})
+	if got := ks.KIDs(); !slices.Equal(got, []string{"good"}) {
+		t.Fatalf("KIDs = %v, want [good]", got)
+	}
+	for _, kid := range []string{"offcurve", "p384-declares-es256", "ec-derive-only"} {
+		if _, err := ks.VerifySignature(context.Background(), signJOSE(t, jose.ES256, keys.ec256, kid, `{}`)); err == nil {
+			t.Errorf("token naming %s verified", kid)
+		}
 	}
 }
