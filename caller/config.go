@@ -97,8 +97,9 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// Scope returns the token scope for the callee: Audience + "/.default".
-func (c Config) Scope() string { return NormalizeAudience(c.Audience) + "/.default" }
+// Scope returns the token scope for the callee: Audience + "/.default"
+// ([tokencache.ScopeFor]).
+func (c Config) Scope() string { return tokencache.ScopeFor(c.Audience) }
 
 // NormalizeAudience returns the callee's audience as the token scope's prefix: spaces,
 // trailing slashes and a "/.default" suffix removed, so "api://callee/",

@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/f2fauth/f2fauth/internal/netrule"
+	"github.com/f2fauth/f2fauth/tokencache"
 )
 
 // App settings for the optional Key Vault read: set both or neither.
@@ -70,10 +71,26 @@ func (k KeyVaultConfig) Loopback() bool {
 // for a loopback vault; "https://vault.azure.cn/.default" for *.vault.azure.cn, …).
 func (k KeyVaultConfig) Scope() string {
 	if k.URL == nil || k.Loopback() {
-		return KeyVaultResource + "/.default"
+		return tokencache.ScopeFor(KeyVaultResource)
 	}
-	_, domain, _ := strings.Cut(strings.ToLower(k.URL.Hostname()), ".")
-	return "https://" + domain + "/.default"
+	return tokencache.ScopeFor(keyVaultResourceOf(k.URL.Hostname()))
+}
+
+// keyVaultDNSSuffixes are the vault host suffixes of the Azure clouds, each with
+// the resource (token audience) of its Key Vault. A vault host must end in one:
+// a token for a cloud's Key Vault must never be sent to a host outside it.
+var keyVaultDNSSuffixes = []string{"vault.azure.net", "vault.azure.cn", "vault.usgovcloudapi.net", "vault.microsoftazure.de"}
+
+// keyVaultResourceOf returns the Key Vault resource of host's cloud, or "" when
+// host is not under any cloud's vault suffix.
+func keyVaultResourceOf(host string) string {
+	host = strings.ToLower(host)
+	for _, sfx := range keyVaultDNSSuffixes {
+		if name, ok := strings.CutSuffix(host, "."+sfx); ok && name != "" && !strings.Contains(name, ".") {
+			return "https://" + sfx
+		}
+	}
+	return ""
 }
 
 // keyVaultFromEnv reads CALLER_KEYVAULT_URL and CALLER_KEYVAULT_SECRET (both or neither).
@@ -160,8 +177,8 @@ func parseVaultURL(raw string) (*url.URL, error) {
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return nil, fmt.Errorf("must be the vault's base URL without a path, query or fragment (e.g. https://kv-name.vault.azure.net/), got %q", safeURL(u))
 	}
-	if !netrule.IsLoopback(u.Hostname()) && !strings.Contains(u.Hostname(), ".") {
-		return nil, fmt.Errorf("must name the vault's host, e.g. https://kv-name.vault.azure.net/, got %q", safeURL(u))
+	if !netrule.IsLoopback(u.Hostname()) && keyVaultResourceOf(u.Hostname()) == "" {
+		return nil, fmt.Errorf("must name a vault of an Azure cloud, <name>.%s, got %q", strings.Join(keyVaultDNSSuffixes, " or <name>."), safeURL(u))
 	}
 	u.Path = "/"
 	return u, nil

@@ -50,6 +50,12 @@ func TestKeyVaultSettings(t *testing.T) {
 		{name: "path", env: map[string]string{EnvKeyVaultURL: "https://kv-x.vault.azure.net/secrets/a", EnvKeyVaultSecret: "a"}, want: []string{EnvKeyVaultURL, "base URL"}},
 		{name: "credentials", env: map[string]string{EnvKeyVaultURL: "https://u:p@kv-x.vault.azure.net/", EnvKeyVaultSecret: "a"}, want: []string{EnvKeyVaultURL}},
 		{name: "bare host", env: map[string]string{EnvKeyVaultURL: "https://vault/", EnvKeyVaultSecret: "a"}, want: []string{EnvKeyVaultURL}},
+		// A token for a cloud's Key Vault goes only to that cloud's vault hosts: any
+		// other host (whose parent domain would have become the token's audience)
+		// is refused at start.
+		{name: "host outside the clouds' vault domains", env: map[string]string{EnvKeyVaultURL: "https://kv.example.com/", EnvKeyVaultSecret: "a"}, want: []string{EnvKeyVaultURL, "vault.azure.net"}},
+		{name: "vault domain as a label elsewhere", env: map[string]string{EnvKeyVaultURL: "https://kv.vault.azure.net.example.com/", EnvKeyVaultSecret: "a"}, want: []string{EnvKeyVaultURL}},
+		{name: "nested name under the vault domain", env: map[string]string{EnvKeyVaultURL: "https://a.b.vault.azure.net/", EnvKeyVaultSecret: "a"}, want: []string{EnvKeyVaultURL}},
 		{name: "secret with version", env: map[string]string{EnvKeyVaultURL: "https://kv-x.vault.azure.net/", EnvKeyVaultSecret: "a/0123"}, want: []string{EnvKeyVaultSecret}},
 		{name: "secret too long", env: map[string]string{EnvKeyVaultURL: "https://kv-x.vault.azure.net/", EnvKeyVaultSecret: strings.Repeat("a", 128)}, want: []string{EnvKeyVaultSecret}},
 		{name: "CA for a real vault", env: map[string]string{EnvKeyVaultURL: "https://kv-x.vault.azure.net/", EnvKeyVaultSecret: "a", EnvKeyVaultCAFile: pemFile}, want: []string{EnvKeyVaultCAFile, "loopback"}},

@@ -76,10 +76,8 @@ type call struct {
 
 // entry is the cache slot for one key.
 type entry struct {
-	key    string
-	label  string // human-readable scopes (+ tenant) for logs and errors
-	scopes []string
-	opts   policy.TokenRequestOptions
+	label string // human-readable scopes (+ tenant) for logs and errors
+	opts  policy.TokenRequestOptions
 
 	state   atomic.Pointer[tokenState]
 	busy    atomic.Bool // a credential call is in flight
@@ -226,10 +224,8 @@ func (c *Cache) getOrCreate(o *policy.TokenRequestOptions) (*entry, error) {
 		label += " (tenant " + o.TenantID + ")"
 	}
 	e := &entry{
-		key:    key,
-		label:  label,
-		scopes: scopes,
-		opts:   policy.TokenRequestOptions{Scopes: scopes, TenantID: o.TenantID, Claims: o.Claims, EnableCAE: o.EnableCAE},
+		label: label,
+		opts:  policy.TokenRequestOptions{Scopes: scopes, TenantID: o.TenantID, Claims: o.Claims, EnableCAE: o.EnableCAE},
 	}
 	c.entries.Store(key, e)
 	c.count++
@@ -449,7 +445,7 @@ func (c *Cache) fetch(e *entry, cl *call, attempt int, background, forced bool) 
 		ctx = withForcedRefresh(ctx)
 	}
 	opts := e.opts
-	opts.Scopes = slices.Clone(e.scopes) // the credential may not keep or alter ours
+	opts.Scopes = slices.Clone(e.opts.Scopes) // the credential may not keep or alter ours
 	res := make(chan result, 1)
 	go func() {
 		tok, err := c.callCredential(ctx, opts)
@@ -854,7 +850,7 @@ func (c *Cache) Invalidate(scope string) bool {
 	took := false
 	c.entries.Range(func(_, v any) bool {
 		e := v.(*entry)
-		if !slices.Contains(e.scopes, scope) {
+		if !slices.Contains(e.opts.Scopes, scope) {
 			return true
 		}
 		e.mu.Lock()

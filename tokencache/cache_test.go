@@ -40,6 +40,12 @@ func TestNewValidation(t *testing.T) {
 				"Options.InvalidateInterval", "Options.InitialBackoff", "Options.MaxBackoff"},
 		},
 		{
+			name:    "backoffs and rate limit that would let a storm through",
+			cred:    &fakeCred{},
+			opts:    &Options{InitialBackoff: time.Nanosecond, MaxBackoff: time.Millisecond, InvalidateInterval: time.Nanosecond},
+			wantErr: []string{"Options.InitialBackoff must be at least 100ms", "Options.MaxBackoff must be at least 100ms", "Options.InvalidateInterval must be at least 1s"},
+		},
+		{
 			name:    "initial backoff above max",
 			cred:    &fakeCred{},
 			opts:    &Options{InitialBackoff: time.Minute, MaxBackoff: time.Second},

@@ -23,6 +23,10 @@ const (
 	DefaultInitialBackoff = 2 * time.Second
 	// DefaultMaxBackoff is the default of Options.MaxBackoff.
 	DefaultMaxBackoff = 5 * time.Minute
+	// MinBackoff is the least Options.InitialBackoff and Options.MaxBackoff accept.
+	MinBackoff = 100 * time.Millisecond
+	// MinInvalidateInterval is the least Options.InvalidateInterval accepts.
+	MinInvalidateInterval = time.Second
 )
 
 // Refresh-point constants (see the package documentation).
@@ -66,18 +70,19 @@ type Options struct {
 	// InvalidateInterval is the minimum time between two forced refreshes of the
 	// same entry through [Cache.Invalidate], and between two new claims
 	// values (claims challenges) fetched for the same scopes (see
-	// [errClaimsRateLimited]). Default: 30s.
+	// [errClaimsRateLimited]). Default: 30s; at least [MinInvalidateInterval].
 	InvalidateInterval time.Duration
 
 	// InitialBackoff is the delay after a failed credential call (foreground
 	// or background) before the scope's credential is asked again; it doubles
 	// after each consecutive failure up to MaxBackoff. Meanwhile callers
-	// without a usable token get the remembered error at once. Default: 2s.
+	// without a usable token get the remembered error at once. Default: 2s;
+	// at least [MinBackoff].
 	InitialBackoff time.Duration
 
 	// MaxBackoff caps the exponential backoff between credential calls after
 	// failures (a server's Retry-After on a 429/503 may still ask for longer,
-	// up to 1h). Default: 5m.
+	// up to 1h). Default: 5m; at least [MinBackoff].
 	MaxBackoff time.Duration
 
 	// Logger receives refresh started/succeeded/failed records (scope, expiry,
@@ -129,19 +134,24 @@ func (o *Options) resolve() (config, error) {
 		logger:             in.Logger,
 	}
 	var errs []error
-	dur := func(name string, v *time.Duration, def time.Duration) {
+	// dur fills the default of 0 and refuses a negative value, or one below min:
+	// a backoff or rate limit of a nanosecond would let every caller reach the
+	// identity endpoint, the storm these settings exist to prevent.
+	dur := func(name string, v *time.Duration, def, min time.Duration) {
 		switch {
 		case *v < 0:
 			errs = append(errs, fmt.Errorf("tokencache: Options.%s must not be negative (got %v); use 0 for the default %v: %w", name, *v, def, ErrInvalidConfig))
 		case *v == 0:
 			*v = def
+		case *v < min:
+			errs = append(errs, fmt.Errorf("tokencache: Options.%s must be at least %v (got %v); use 0 for the default %v: %w", name, min, *v, def, ErrInvalidConfig))
 		}
 	}
-	dur("SafetyMargin", &cfg.safetyMargin, DefaultSafetyMargin)
-	dur("Timeout", &cfg.timeout, DefaultTimeout)
-	dur("InvalidateInterval", &cfg.invalidateInterval, DefaultInvalidateInterval)
-	dur("InitialBackoff", &cfg.initialBackoff, DefaultInitialBackoff)
-	dur("MaxBackoff", &cfg.maxBackoff, DefaultMaxBackoff)
+	dur("SafetyMargin", &cfg.safetyMargin, DefaultSafetyMargin, 0)
+	dur("Timeout", &cfg.timeout, DefaultTimeout, 0)
+	dur("InvalidateInterval", &cfg.invalidateInterval, DefaultInvalidateInterval, MinInvalidateInterval)
+	dur("InitialBackoff", &cfg.initialBackoff, DefaultInitialBackoff, MinBackoff)
+	dur("MaxBackoff", &cfg.maxBackoff, DefaultMaxBackoff, MinBackoff)
 	if in.MaxBackoff > 0 && in.InitialBackoff > in.MaxBackoff {
 		errs = append(errs, fmt.Errorf("tokencache: Options.InitialBackoff (%v) must not exceed Options.MaxBackoff (%v): %w", in.InitialBackoff, in.MaxBackoff, ErrInvalidConfig))
 	}

@@ -63,7 +63,7 @@ func (c *Cache) Stats() Stats {
 	c.entries.Range(func(_, v any) bool {
 		e := v.(*entry)
 		es := EntryStats{
-			Scope:     strings.Join(e.scopes, " "),
+			Scope:     strings.Join(e.opts.Scopes, " "),
 			TenantID:  e.opts.TenantID,
 			HasClaims: e.opts.Claims != "",
 			EnableCAE: e.opts.EnableCAE,

@@ -144,7 +144,7 @@ func (c *Cache) fetched(e *entry, background bool, attempt int, start time.Time,
 	}
 	ctx := c.life
 	kv := make([]attribute.KeyValue, 0, 4)
-	kv = append(kv, attribute.String(attrScope, strings.Join(e.scopes, " ")), attribute.Bool(attrBackground, background))
+	kv = append(kv, attribute.String(attrScope, strings.Join(e.opts.Scopes, " ")), attribute.Bool(attrBackground, background))
 	if e.opts.TenantID != "" {
 		kv = append(kv, attribute.String(attrTenant, e.opts.TenantID))
 	}
