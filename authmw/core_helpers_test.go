@@ -357,5 +357,3 @@ func checkEasyAuthPrincipal(t *testing.T, h http.Header, c localidp.Claims) {
 }
 
 func slogDiscardJSON() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -405,17 +405,13 @@ func checkIssuerURL(s string) string {
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return "must not carry credentials, a query or a fragment"
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		return ""
-	case "http":
-		if netrule.IsLoopback(u.Hostname()) {
-			return ""
+	if err := netrule.CheckURL(u); err != nil {
+		if strings.EqualFold(u.Scheme, "http") {
+			return "uses plain http on a non-loopback host: use https (plain http is only allowed for 127.0.0.0/8, ::1 and localhost)"
 		}
-		return "uses plain http on a non-loopback host: use https (plain http is only allowed for 127.0.0.0/8, ::1 and localhost)"
-	default:
 		return "must be an https URL"
 	}
+	return ""
 }
 
 // checkExcludedPath returns "" when e is a valid ExcludedPaths entry, else the problem.

@@ -309,9 +309,6 @@ func compileGlob(pattern string) glob {
 	return g
 }
 
-// globMatch compiles pattern and matches s against it.
-func globMatch(pattern, s string) bool { return compileGlob(pattern).match(s) }
-
 // match runs g as an NFA over s: O(len(g)*len(s)) steps whatever the input,
 // without allocating for patterns of up to 63 elements.
 func (g glob) match(s string) bool {

@@ -527,3 +527,6 @@ func TestAuthorizeAllowedPathDoesNotAllocate(t *testing.T) {
 		t.Errorf("authorize+excluded allocate %v times per call on the allowed path, want 0", allocs)
 	}
 }
+
+// globMatch compiles pattern and matches s against it, as bound claims do.
+func globMatch(pattern, s string) bool { return compileGlob(pattern).match(s) }

@@ -241,7 +241,7 @@ func (m *Middleware) fetched(document, issuer string, start time.Time, err error
 	t := m.tel
 	kv := []attribute.KeyValue{attribute.String(attrDocument, document), attribute.String(attrIssuer, issuer)}
 	if err != nil {
-		kv = append(kv, attribute.String(attrErrType, sourceErrorType(err)))
+		kv = append(kv, attribute.String(attrErrType, sourceClass(err)))
 	}
 	if t.fetches.Enabled(m.ctx) {
 		t.fetches.Add(m.ctx, 1, metric.WithAttributes(kv...))
@@ -253,16 +253,4 @@ func (m *Middleware) fetched(document, issuer string, start time.Time, err error
 	}
 	span.End()
 	return err
-}
-
-// sourceErrorType is the error.type of a failed fetch: transient, permanent or other.
-func sourceErrorType(err error) string {
-	switch {
-	case errors.Is(err, ErrSourcePermanent):
-		return "permanent"
-	case errors.Is(err, ErrSourceTransient):
-		return "transient"
-	default:
-		return "other"
-	}
 }

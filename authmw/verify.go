@@ -11,6 +11,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/f2fauth/f2fauth/internal/jwks"
+	"github.com/f2fauth/f2fauth/internal/netrule"
 )
 
 // Verify is the core of the middleware, free of any HTTP framework: it checks
@@ -213,12 +214,7 @@ func keyError(err error, kid string) *Error {
 }
 
 // truncate bounds attacker-chosen strings quoted in server-side details.
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
-}
+func truncate(s string) string { return netrule.Excerpt([]byte(s)) }
 
 func truncateList(l []string) string {
 	return truncate(strings.Join(l, ","))

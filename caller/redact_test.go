@@ -75,24 +75,6 @@ func TestRedactingHandler(t *testing.T) {
 	}
 }
 
-func TestOneLine(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		max  int
-		want string
-	}{
-		{"a\r\nb", 10, "a b"},
-		{"  a \x00\x1b b  ", 10, "a b"},
-		{"héllo wörld", 5, "héll…"},
-		{"abc\xffdef", 10, "abc?def"},
-		{"line\u2028sep\u0085x", 20, "line sep x"},
-	} {
-		if got := oneLine(tc.in, tc.max); got != tc.want {
-			t.Errorf("oneLine(%q, %d) = %q; want %q", tc.in, tc.max, got, tc.want)
-		}
-	}
-}
-
 // jwtRE matches a JWT (or its first two parts) as the fuzz target looks for it.
 var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]`)
 

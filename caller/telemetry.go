@@ -94,10 +94,7 @@ func (t *telemetry) startInvocation(r *http.Request, invocationID string) (conte
 // span; the span's status is an error when the run failed (status ≥ 500).
 func (t *telemetry) traceInvocation(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(InvocationIDHeader)
-		if len(id) > 64 {
-			id = id[:64]
-		}
+		id := safeText(r.Header.Get(InvocationIDHeader), 64) // as serveInvocation reads it
 		ctx, span := t.startInvocation(r, id)
 		defer span.End()
 		sw := &statusWriter{ResponseWriter: w}

@@ -68,7 +68,7 @@ func TestKeyVaultPart(t *testing.T) {
 	}
 	for _, n := range []string{caller.EnvKeyVaultURL, caller.EnvKeyVaultSecret} {
 		if len(vals[n]) == 0 {
-			t.Errorf("the caller does not get %s with enable_key_vault", n)
+			t.Fatalf("the caller does not get %s with enable_key_vault", n)
 		}
 	}
 	if len(vals[caller.EnvKeyVaultCAFile]) > 0 {

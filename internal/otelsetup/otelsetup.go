@@ -44,9 +44,6 @@ const (
 	EnvSDKDisabled     = "OTEL_SDK_DISABLED"
 )
 
-// Settings lists the OTEL_* settings the programs document (see the README).
-var Settings = []string{EnvTracesExporter, EnvMetricsExporter, EnvSDKDisabled}
-
 // Options adjust [Setup].
 type Options struct {
 	// ServiceName is the default service.name resource attribute
